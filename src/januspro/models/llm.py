@@ -1,0 +1,180 @@
+"""DeepSeek-LLM / LLaMA decoder: embeddings in, hidden states out.
+
+RoPE convention: rotate-half (as HF Llama and the official Janus checkpoints), cos/sin computed in fp32 from
+explicit position ids, so left-padded batches and packed sequences get correct positions.
+Parameter names follow the LLaMA layout so checkpoints map one-to-one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import LLMConfig
+from .kv_cache import KVCache
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(dtype)
+
+
+def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin of shape [B, 1, T, head_dim] for positions [B, T] (rotate-half layout)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim))
+    freqs = position_ids.float()[..., None] * inv_freq  # [B, T, D/2]
+    emb = torch.cat((freqs, freqs), dim=-1)  # [B, T, D]
+    return emb.cos().to(dtype)[:, None], emb.sin().to(dtype)[:, None]
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    return x * cos + _rotate_half(x) * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: LLMConfig) -> None:
+        super().__init__()
+        self.num_heads = cfg.num_heads
+        self.num_kv_heads = cfg.num_kv_heads
+        self.head_dim = cfg.head_dim
+        h = cfg.hidden_size
+        self.q_proj = nn.Linear(h, cfg.num_heads * cfg.head_dim, bias=False)
+        self.k_proj = nn.Linear(h, cfg.num_kv_heads * cfg.head_dim, bias=False)
+        self.v_proj = nn.Linear(h, cfg.num_kv_heads * cfg.head_dim, bias=False)
+        self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, h, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
+                layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, D]
+        k = self.k_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, D]
+        v = self.v_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, D]
+        q = apply_rope(q, cos, sin)
+        k = apply_rope(k, cos, sin)
+        if cache is not None:
+            assert cache_positions is not None
+            k, v = cache.update(layer, cache_positions, k, v)  # [B, Hkv, Tmax, D]
+            k, v = k.to(q.dtype), v.to(q.dtype)
+        if self.num_kv_heads != self.num_heads:
+            rep = self.num_heads // self.num_kv_heads
+            k = k.repeat_interleave(rep, dim=1)  # [B, H, Tk, D]
+            v = v.repeat_interleave(rep, dim=1)
+        if mask is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)  # [B, T, H*D]
+        return self.o_proj(out)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: LLMConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: LLMConfig) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.self_attn = Attention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
+                layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, layer, cache, cache_positions)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class DecoderLM(nn.Module):
+    """The LLM trunk. ``forward`` maps input embeddings [B, T, H] to final-normed hidden states [B, T, H]."""
+
+    def __init__(self, cfg: LLMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList([DecoderLayer(cfg) for _ in range(cfg.num_layers)])
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+    def forward(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                cache_positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the decoder.
+
+        Args:
+            inputs_embeds: [B, T, H].
+            position_ids: [B, T] RoPE positions; default ``arange(T)``.
+            mask: boolean [B, 1, T, Tk] (True = attend) or ``None`` for plain causal attention over the input.
+                With a cache, ``Tk`` is the cache length and the mask must cover it (see :func:`attention_mask`).
+            cache: optional :class:`KVCache`; new keys/values are written at ``cache_positions`` [T].
+        """
+        b, t, _ = inputs_embeds.shape
+        if position_ids is None:
+            position_ids = torch.arange(t, device=inputs_embeds.device).expand(b, t)
+        if cache is not None:
+            if cache_positions is None:
+                raise ValueError("cache_positions is required with a cache")
+            if mask is None:
+                raise ValueError("an explicit mask over the cache is required with a cache")
+        cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta, inputs_embeds.dtype)
+        x = inputs_embeds
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, mask, i, cache, cache_positions)
+        return self.norm(x)
+
+
+def attention_mask(key_padding: torch.Tensor, query_positions: torch.Tensor) -> torch.Tensor:
+    """Boolean attention mask [B, 1, Tq, Tk] from a key validity mask and the query slots.
+
+    Args:
+        key_padding: [B, Tk] bool/int, 1 where a key slot holds a real token.
+        query_positions: [Tq] slot index of each query in the same (cache) coordinates; a query attends to
+            valid keys at slots <= its own slot, and always to its own slot (so a padding query never has an
+            empty row, which would give NaN that then leaks through the values).
+    """
+    tk = key_padding.shape[1]
+    slots = torch.arange(tk, device=key_padding.device)
+    causal = slots[None, :] <= query_positions[:, None]  # [Tq, Tk]
+    own = slots[None, :] == query_positions[:, None]  # [Tq, Tk]
+    return (causal[None, None] & key_padding.bool()[:, None, None, :]) | own[None, None]  # [B, 1, Tq, Tk]
+
+
+def positions_from_padding(padding_mask: torch.Tensor) -> torch.Tensor:
+    """RoPE positions [B, T] for a (left- or right-)padded batch: 0,1,2,... over the real tokens."""
+    pos = padding_mask.long().cumsum(-1) - 1
+    return pos.clamp(min=0)
+
+
+def init_llm_(model: DecoderLM, std: float = 0.02) -> None:
+    """Initialisation for training from scratch (GPT-2 style: residual projections scaled by depth)."""
+    out_std = std / math.sqrt(2 * model.cfg.num_layers)
+    for name, p in model.named_parameters():
+        if name.endswith("norm.weight") or "layernorm" in name:
+            nn.init.ones_(p)
+        elif name.endswith(("o_proj.weight", "down_proj.weight")):
+            nn.init.normal_(p, 0.0, out_std)
+        else:
+            nn.init.normal_(p, 0.0, std)
