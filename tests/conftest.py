@@ -18,3 +18,17 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"shared fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def deepseek_tokenizer_dir(fixtures_dir, tmp_path_factory) -> Path:
+    """tokenizer.json built from the real DeepSeek-LLM vocabulary with Janus' special tokens placed."""
+    pytest.importorskip("gguf")
+    from januspro.processing.gguf_vocab import JANUS_SPECIAL_IDS, tokenizer_from_gguf
+    from januspro.processing.tokenizer import JanusTokenizer
+
+    tok = tokenizer_from_gguf(fixtures_dir / "deepseek-llm-tokenizer-vectors" / "ggml-vocab-deepseek-llm.gguf",
+                              JANUS_SPECIAL_IDS)
+    out = tmp_path_factory.mktemp("deepseek_tok")
+    JanusTokenizer(tok).save(out)
+    return out

@@ -25,8 +25,13 @@ class Oracle:
 
 def make_oracle(name: str, seed: int = 0, scale: float = 3.0) -> Oracle:
     """A transformers JanusForConditionalGeneration with random weights, scaled up so activations are not tiny."""
-    from transformers import (JanusConfig, JanusForConditionalGeneration, JanusVisionConfig, JanusVQVAEConfig,
-                              LlamaConfig)
+    from transformers import (
+        JanusConfig,
+        JanusForConditionalGeneration,
+        JanusVisionConfig,
+        JanusVQVAEConfig,
+        LlamaConfig,
+    )
 
     s = ORACLE_CONFIGS[name]
     torch.manual_seed(seed)

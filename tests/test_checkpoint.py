@@ -109,7 +109,6 @@ def test_every_official_key_is_mapped_or_dropped(name):
 def test_every_transformers_key_is_mapped():
     pytest.importorskip("transformers")
     from helpers import make_oracle
-
     from januspro.config import parse_config
 
     for name in ("a", "b"):

@@ -3,8 +3,18 @@ import json
 import pytest
 import torch
 
-from januspro.config import (ConfigError, JanusConfig, LLMConfig, from_official_dict, from_transformers_dict,
-                             load_config, parse_config, preset, to_official_dict, to_transformers_dict)
+from januspro.config import (
+    ConfigError,
+    JanusConfig,
+    LLMConfig,
+    from_official_dict,
+    from_transformers_dict,
+    load_config,
+    parse_config,
+    preset,
+    to_official_dict,
+    to_transformers_dict,
+)
 from januspro.models.janus import JanusModel
 
 

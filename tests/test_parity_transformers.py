@@ -8,7 +8,6 @@ import torch
 pytest.importorskip("transformers")
 
 from helpers import IMAGE_TOKEN_ID, make_oracle, mixed_batch, save_oracle  # noqa: E402
-
 from januspro.checkpoint import load_model  # noqa: E402
 from januspro.models.llm import attention_mask, positions_from_padding  # noqa: E402
 

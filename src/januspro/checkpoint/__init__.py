@@ -11,7 +11,14 @@ from typing import Any
 
 import torch
 
-from ..config import ChatTemplateName, ConfigError, JanusConfig, load_config, to_official_dict, to_transformers_dict
+from ..config import (
+    ChatTemplateName,
+    ConfigError,
+    JanusConfig,
+    load_config,
+    to_official_dict,
+    to_transformers_dict,
+)
 from ..models.janus import JanusModel
 from .files import CheckpointError, read_weights, write_safetensors
 from .keys import FORMATS, Format, export_state_dict, import_state_dict

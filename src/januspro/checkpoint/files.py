@@ -67,8 +67,11 @@ def read_weight_file(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from tqdm.auto import tqdm
+
+    files = weight_files(folder)
     out: dict[str, torch.Tensor] = {}
-    for f in weight_files(folder):
+    for f in tqdm(files, desc="reading weights", unit="shard", disable=len(files) < 2):
         out.update(read_weight_file(f))
     return out
 
