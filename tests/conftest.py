@@ -16,6 +16,8 @@ FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the shared fixtures at {FIXTURES}")
         pytest.skip(f"shared fixtures not found at {FIXTURES}")
     return FIXTURES
 
