@@ -12,9 +12,10 @@ ORACLE_CONFIGS = {
     "a": dict(vocab=320, hidden=64, ffn=96, layers=2, heads=4, kv_heads=2, v_hidden=32, v_layers=2, v_heads=4,
               image=32, patch=8, vq_mult=[1, 2, 2, 2], vq_ch=32, vq_blocks=1, codes=50, tie=False),
     "b": dict(vocab=288, hidden=96, ffn=160, layers=3, heads=6, kv_heads=6, v_hidden=48, v_layers=3, v_heads=3,
-              image=32, patch=16, vq_mult=[1, 1, 2, 2, 2], vq_ch=32, vq_blocks=2, codes=40, tie=True),
+              image=64, patch=16, vq_mult=[1, 1, 2, 2, 2], vq_ch=32, vq_blocks=2, codes=40, tie=True),
 }
 IMAGE_TOKEN_ID = 7
+BOS, EOS, PAD, BOI, EOI = 1, 2, 0, 5, 6
 
 
 @dataclass
@@ -38,14 +39,19 @@ def make_oracle(name: str, seed: int = 0, scale: float = 3.0) -> Oracle:
     tc = LlamaConfig(vocab_size=s["vocab"], hidden_size=s["hidden"], intermediate_size=s["ffn"],
                      num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"],
                      max_position_embeddings=512, tie_word_embeddings=s["tie"])
+    grid = s["image"] // s["patch"]
     vc = JanusVisionConfig(hidden_size=s["v_hidden"], num_hidden_layers=s["v_layers"], num_attention_heads=s["v_heads"],
-                           image_size=s["image"], patch_size=s["patch"], projection_dim=s["hidden"], depth=2)
+                           image_size=s["image"], patch_size=s["patch"], projection_dim=s["hidden"], depth=2,
+                           num_image_tokens=grid * grid)
     qc = JanusVQVAEConfig(embed_dim=8, num_embeddings=s["codes"], base_channels=s["vq_ch"],
                           channel_multiplier=s["vq_mult"], num_res_blocks=s["vq_blocks"], latent_channels=32,
                           projection_dim=s["hidden"], image_token_embed_dim=s["hidden"], num_hidden_layers=2)
     cfg = JanusConfig(text_config=tc, vision_config=vc, vq_config=qc, image_token_id=IMAGE_TOKEN_ID,
                       tie_word_embeddings=s["tie"])
     hf = JanusForConditionalGeneration(cfg).eval()
+    gc = hf.generation_config
+    gc.bos_token_id, gc.pad_token_id, gc.eos_token_id = BOS, PAD, EOS
+    gc.generation_kwargs = {"boi_token_id": BOI}
     with torch.no_grad():
         for n, p in hf.named_parameters():
             if "norm" in n and n.endswith("weight"):
@@ -93,3 +99,18 @@ def mixed_batch(spec: dict, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, 
         pads.append(t - len(row))
     pixels = torch.randn(3, 3, spec["image"], spec["image"], generator=g)
     return ids, mask, pixels, pads
+
+
+def make_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
+    """A tiny random januspro model folder with a byte-level tokenizer: the CLI's test model."""
+    from januspro.checkpoint import save_model
+    from januspro.config import preset
+    from januspro.models.janus import JanusModel
+    from januspro.processing.tokenizer_build import build_byte_bpe
+
+    torch.manual_seed(seed)
+    model = JanusModel(preset("tiny"))
+    model.init_weights_(std=0.2)
+    build_byte_bpe().save(folder)
+    save_model(model, folder, tokenizer_dir=folder)
+    return folder

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from januspro.checkpoint import load_model, save_model
@@ -33,3 +34,61 @@ def test_errors_are_one_line(tmp_path, capsys):
 def test_help_runs():
     r = subprocess.run([sys.executable, "-m", "januspro", "convert", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--to {ours,official,transformers}" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    from helpers import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_ckpt"))
+
+
+def test_generate_writes_pngs_and_grid(tiny_ckpt, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "gen"
+    assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "3", "--seed", "1", "--cfg", "3",
+                 "--out", str(out), "--quiet"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["000.png", "001.png", "002.png", "grid.png"]
+    assert Image.open(out / "000.png").size == (32, 32)
+    # same seed, same images
+    assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "3", "--seed", "1", "--cfg", "3",
+                 "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    assert (out / "001.png").read_bytes() == (tmp_path / "again" / "001.png").read_bytes()
+    # two prompts in one batch
+    assert main(["generate", "a", "bb", "--model", str(tiny_ckpt), "-n", "2", "--out", str(tmp_path / "two"),
+                 "--quiet"]) == 0
+    assert len(list((tmp_path / "two").glob("p01_*.png"))) == 2
+
+
+def test_chat_prints_an_answer(tiny_ckpt, tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (20, 10), (255, 0, 0)).save(tmp_path / "red.png")
+    assert main(["chat", "What colour?", "--model", str(tiny_ckpt), "--image", str(tmp_path / "red.png"),
+                 "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("\n") and len(out.strip()) > 0
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["generate", "x", "--cfg", "-1"], "cfg_weight must be >= 0"),
+    (["generate", "x", "-n", "0"], "images per prompt"),
+    (["generate", "word " * 600], "exceeds the model's context"),
+    (["chat", "hi", "--image", "/nonexistent.png"], "no image file"),
+    (["chat", "hi", "--temperature", "-2"], "temperature must be >= 0"),
+])
+def test_bad_arguments(tiny_ckpt, tmp_path, capsys, argv, match):
+    argv = argv + ["--model", str(tiny_ckpt)]
+    if argv[0] == "generate":
+        argv += ["--out", str(tmp_path / "o"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+
+
+def test_unreadable_image(tiny_ckpt, tmp_path, capsys):
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert main(["chat", "hi", "--model", str(tiny_ckpt), "--image", str(tmp_path / "bad.png")]) == 2
+    assert "could not be decoded" in capsys.readouterr().err

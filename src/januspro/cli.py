@@ -35,6 +35,99 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace):
+    from .checkpoint import load_model, load_processor
+
+    device = args.device or ("cuda" if _cuda() else "cpu")
+    dtype = args.dtype or ("bf16" if device.startswith("cuda") else "fp32")
+    model = load_model(args.model, dtype=dtype, device=device)
+    return model, load_processor(model)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from .generation.image import ImageGenParams, generate_images
+    from .processing.image import contact_sheet
+
+    params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                            n=args.n, seed=args.seed, compile=args.compile)
+    model, proc = _load(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=model.cfg.vq.num_tokens, desc="generating", unit="code", disable=args.quiet)
+
+    def progress(i: int, total: int) -> None:
+        bar.update(i - bar.n)
+
+    images = generate_images(model, proc, args.prompt, params, args.negative_prompt, progress)
+    bar.close()
+    flat = []
+    for k, per_prompt in enumerate(images):
+        for i, im in enumerate(per_prompt):
+            name = f"{i:03d}.png" if len(images) == 1 else f"p{k:02d}_{i:03d}.png"
+            im.save(out / name)
+            flat.append(im)
+    contact_sheet(flat, cols=args.n if len(images) > 1 else None).save(out / "grid.png")
+    print(f"wrote {len(flat)} image(s) and grid.png to {out}")
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from .generation.text import TextGenParams, stream_chat
+    from .processing.image import load_image
+
+    params = TextGenParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                           top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed,
+                           compile=args.compile)
+    images = [load_image(p) for p in args.image]  # fail early, before loading the model
+    model, proc = _load(args)
+    history: list[dict] = []
+
+    def answer(question: str) -> str:
+        parts: list[dict] = [{"type": "image", "image": im} for im in images] if not history else []
+        parts.append({"type": "text", "text": question})
+        history.append({"role": "user", "content": parts})
+        text = ""
+        for _, piece in stream_chat(model, proc, [history], params, args.system_prompt):
+            print(piece, end="", flush=True)
+            text += piece
+        print()
+        history.append({"role": "assistant", "content": text.strip()})
+        return text
+
+    if args.question:
+        answer(args.question)
+        return 0
+    print("Interactive chat: type a message, an empty line or Ctrl-D to quit.", file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            break
+        if not line.strip():
+            break
+        answer(line)
+    return 0
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model folder (any supported layout) or hub id")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None,
+                   help="weight dtype (default: bf16 on GPU, fp32 on CPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the decode step (CUDA graphs on GPU)")
+    p.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="januspro",
@@ -60,6 +153,38 @@ def build_parser() -> argparse.ArgumentParser:
                                    "parameter count and the parsed config as JSON. Reads no weights.")
     i.add_argument("model", help="model folder or hub id")
     i.set_defaults(func=_cmd_info)
+
+    g = sub.add_parser("generate", help="text-to-image generation",
+                       description="Generate images from text prompts with classifier-free guidance and write PNGs "
+                                   "plus a contact sheet (grid.png). Several prompts run as one batch.")
+    g.add_argument("prompt", nargs="+", help="one or more text prompts")
+    _add_model_args(g)
+    g.add_argument("-n", type=int, default=4, help="images per prompt (default: 4)")
+    g.add_argument("--cfg", type=float, default=5.0,
+                   help="classifier-free guidance weight; 1 disables guidance, 0 is unconditional (default: 5)")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default: 1)")
+    g.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest codes (default: off)")
+    g.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
+    g.add_argument("--negative-prompt", default=None, help="text that replaces the unconditional prompt")
+    g.add_argument("--out", default="generated", help="output folder (default: ./generated)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=_cmd_generate)
+
+    ch = sub.add_parser("chat", help="ask about images (understanding), streaming the answer",
+                        description="Answer a question about zero or more images, streaming the answer. Without a "
+                                    "question, starts an interactive multi-turn chat (the images belong to the first "
+                                    "turn).")
+    ch.add_argument("question", nargs="?", default=None, help="the question (omit for interactive mode)")
+    _add_model_args(ch)
+    ch.add_argument("--image", action="append", default=[], metavar="PATH", help="an image file (repeatable)")
+    ch.add_argument("--max-new-tokens", type=int, default=512, help="answer length limit in tokens (default: 512)")
+    ch.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 is greedy (default)")
+    ch.add_argument("--top-k", type=int, default=0, help="top-k filter (default: off)")
+    ch.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
+    ch.add_argument("--repetition-penalty", type=float, default=1.0, help="penalty > 1 discourages repeats")
+    ch.add_argument("--system-prompt", default=None,
+                    help="system prompt (default: DeepSeek's understanding prompt; '' for none)")
+    ch.set_defaults(func=_cmd_chat)
     return p
 
 

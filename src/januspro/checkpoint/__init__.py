@@ -23,7 +23,7 @@ from ..models.janus import JanusModel
 from .files import CheckpointError, read_weights, write_safetensors
 from .keys import FORMATS, Format, export_state_dict, import_state_dict
 
-__all__ = ["CheckpointError", "FORMATS", "load_model", "save_model", "convert", "resolve_model_path",
+__all__ = ["CheckpointError", "FORMATS", "load_model", "load_processor", "save_model", "convert", "resolve_model_path",
            "state_dict_from", "TOKENIZER_FILES"]
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "processor_config.json",
@@ -126,6 +126,16 @@ def load_model(source: str | os.PathLike[str], dtype: str | torch.dtype | None =
         model.lm_head.weight = model.llm.embed_tokens.weight
     model.source_path = folder  # type: ignore[attr-defined]
     return model.to(device).eval()
+
+
+def load_processor(model: JanusModel, tokenizer_dir: str | os.PathLike[str] | None = None):  # -> JanusProcessor
+    """The processor for a loaded model, from its own folder's tokenizer files unless another folder is given."""
+    from ..processing.processor import JanusProcessor
+
+    folder = Path(tokenizer_dir) if tokenizer_dir is not None else getattr(model, "source_path", None)
+    if folder is None:
+        raise CheckpointError("this model was not loaded from a folder: give tokenizer_dir")
+    return JanusProcessor.from_dir(folder, model.cfg)
 
 
 def _special_ids(tokenizer_dir: Path | None) -> dict[str, int]:

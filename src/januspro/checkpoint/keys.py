@@ -4,7 +4,8 @@ A table is an ordered list of :class:`Rule` rows. A row pairs a template of our 
 the other format's key(s); templates hold ``{name}`` placeholders: ``{i}`` matches a layer number, ``{p}``
 ``weight|bias`` and ``{rest}`` any dotted tail. The first row whose template matches a key wins, in either
 direction, so specific rows come before prefix rows. ``transform`` names a tensor change that goes with the
-rename. Every format also has a drop list of keys that exist in its checkpoints but not in the model.
+rename ("split": one fused tensor of ours is several of theirs, stacked along dim 0 in the listed order,
+with sizes named by ``sizes`` and read from the config). Every format also has a drop list of keys that exist in its checkpoints but not in the model.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch
 
 from ..config import JanusConfig
 
-Transform = Literal["same", "unsqueeze0", "split3"]
+Transform = Literal["same", "unsqueeze0", "split"]
+SplitSizes = Literal["", "qkv", "gate_up", "vit_qkv"]
 Format = Literal["ours", "official", "transformers"]
 FORMATS: tuple[Format, ...] = ("ours", "official", "transformers")
 
@@ -30,10 +32,34 @@ class Rule:
     ours: str
     theirs: tuple[str, ...]
     transform: Transform = "same"
+    sizes: SplitSizes = ""
 
 
-def _r(ours: str, *theirs: str, transform: Transform = "same") -> Rule:
-    return Rule(ours, tuple(theirs), transform)
+def _r(ours: str, *theirs: str, transform: Transform = "same", sizes: SplitSizes = "") -> Rule:
+    return Rule(ours, tuple(theirs), transform, sizes)
+
+
+def split_sizes(name: SplitSizes, cfg: JanusConfig) -> tuple[int, ...]:
+    c = cfg.llm
+    if name == "qkv":
+        return (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim, c.num_kv_heads * c.head_dim)
+    if name == "gate_up":
+        return (c.intermediate_size, c.intermediate_size)
+    if name == "vit_qkv":
+        return (cfg.vision.hidden_size,) * 3
+    raise ValueError(f"no split sizes named {name!r}")
+
+
+def _llm_rules(prefix: str) -> list[Rule]:
+    """Our fused q/k/v and gate/up projections are separate tensors in both released layouts."""
+    lay = f"{prefix}.layers.{{i}}"
+    return [
+        _r("llm.layers.{i}.self_attn.qkv_proj.weight", *(f"{lay}.self_attn.{x}_proj.weight" for x in "qkv"),
+           transform="split", sizes="qkv"),
+        _r("llm.layers.{i}.mlp.gate_up_proj.weight", f"{lay}.mlp.gate_proj.weight", f"{lay}.mlp.up_proj.weight",
+           transform="split", sizes="gate_up"),
+        _r("llm.{rest}", f"{prefix}.{{rest}}"),
+    ]
 
 
 def _aligner_rules(ours_prefix: str, hf_prefix: str, depth: int) -> list[Rule]:
@@ -67,7 +93,7 @@ def key_table(fmt: Format, cfg: JanusConfig) -> list[Rule]:
     if fmt == "official":
         vt = "vision_model.vision_tower"
         return [
-            _r("llm.{rest}", "language_model.model.{rest}"),
+            *_llm_rules("language_model.model"),
             _r("lm_head.weight", "language_model.lm_head.weight"),
             _r("vision.patch_embed.{p}", f"{vt}.patch_embed.proj.{{p}}"),
             _r("vision.pos_embed", f"{vt}.pos_embed", transform="unsqueeze0"),
@@ -82,14 +108,14 @@ def key_table(fmt: Format, cfg: JanusConfig) -> list[Rule]:
         vm = "model.vision_model"
         blk = f"{vm}.encoder.layers.{{i}}"
         return [
-            _r("llm.{rest}", "model.language_model.{rest}"),
+            *_llm_rules("model.language_model"),
             _r("lm_head.weight", "lm_head.weight"),
             _r("vision.patch_embed.{p}", f"{vm}.embeddings.patch_embedding.{{p}}"),
             _r("vision.pos_embed", f"{vm}.embeddings.position_embedding.weight"),
             _r("vision.blocks.{i}.norm1.{p}", f"{blk}.layer_norm1.{{p}}"),
             _r("vision.blocks.{i}.norm2.{p}", f"{blk}.layer_norm2.{{p}}"),
             _r("vision.blocks.{i}.attn.qkv.{p}", f"{blk}.self_attn.q_proj.{{p}}", f"{blk}.self_attn.k_proj.{{p}}",
-               f"{blk}.self_attn.v_proj.{{p}}", transform="split3"),
+               f"{blk}.self_attn.v_proj.{{p}}", transform="split", sizes="vit_qkv"),
             _r("vision.blocks.{i}.attn.proj.{p}", f"{blk}.self_attn.projection_layer.{{p}}"),
             _r("vision.blocks.{i}.mlp.{rest}", f"{blk}.mlp.{{rest}}"),
             _r("vision.norm.{p}", f"{vm}.post_layernorm.{{p}}"),
@@ -118,14 +144,21 @@ DROP: dict[Format, tuple[str, ...]] = {
 }
 
 
+_COMPILED: dict[str, re.Pattern[str]] = {}
+
+
 def _compile(template: str) -> re.Pattern[str]:
+    hit = _COMPILED.get(template)
+    if hit is not None:
+        return hit
     out, pos = [], 0
     for m in re.finditer(r"\{(\w+)\}", template):
         out.append(re.escape(template[pos:m.start()]))
         out.append(f"(?P<{m.group(1)}>{_PLACEHOLDER[m.group(1)]})")
         pos = m.end()
     out.append(re.escape(template[pos:]))
-    return re.compile("".join(out))
+    _COMPILED[template] = re.compile("".join(out))
+    return _COMPILED[template]
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:
@@ -136,12 +169,12 @@ def is_dropped(fmt: Format, key: str) -> bool:
     return any(re.fullmatch(p, key) for p in DROP[fmt])
 
 
-def ours_to_theirs(key: str, table: list[Rule]) -> tuple[tuple[str, ...], Transform]:
-    """Our key -> the other format's key(s) and the transform to apply."""
+def ours_to_theirs(key: str, table: list[Rule]) -> tuple[tuple[str, ...], Rule]:
+    """Our key -> the other format's key(s) and the matching rule."""
     for rule in table:
         m = _compile(rule.ours).fullmatch(key)
         if m:
-            return tuple(_fill(t, m.groupdict()) for t in rule.theirs), rule.transform
+            return tuple(_fill(t, m.groupdict()) for t in rule.theirs), rule
     raise KeyError(key)
 
 
@@ -160,13 +193,14 @@ def export_state_dict(ours: Mapping[str, torch.Tensor], fmt: Format, cfg: JanusC
     table = key_table(fmt, cfg)
     out: dict[str, torch.Tensor] = {}
     for key, t in ours.items():
-        names, transform = ours_to_theirs(key, table)
-        if transform == "same":
+        names, rule = ours_to_theirs(key, table)
+        if rule.transform == "same":
             out[names[0]] = t
-        elif transform == "unsqueeze0":
+        elif rule.transform == "unsqueeze0":
             out[names[0]] = t.unsqueeze(0)
-        elif transform == "split3":
-            for name, part in zip(names, t.chunk(3, dim=0), strict=True):
+        elif rule.transform == "split":
+            parts = t.split(split_sizes(rule.sizes, cfg), dim=0)
+            for name, part in zip(names, parts, strict=True):
                 out[name] = part.contiguous()
     return out
 
@@ -183,6 +217,7 @@ def import_state_dict(theirs: Mapping[str, torch.Tensor], fmt: Format, cfg: Janu
     table = key_table(fmt, cfg)
     out: dict[str, torch.Tensor] = {}
     parts: dict[str, dict[int, torch.Tensor]] = {}
+    expected_parts: dict[str, int] = {}
     dropped: list[str] = []
     unmapped: list[str] = []
     for key, t in theirs.items():
@@ -198,14 +233,15 @@ def import_state_dict(theirs: Mapping[str, torch.Tensor], fmt: Format, cfg: Janu
             out[ours] = t
         elif rule.transform == "unsqueeze0":
             out[ours] = t.squeeze(0) if t.dim() == 3 else t
-        elif rule.transform == "split3":
+        elif rule.transform == "split":
             parts.setdefault(ours, {})[j] = t
+            expected_parts[ours] = len(rule.theirs)
     for ours, pieces in parts.items():
-        if len(pieces) != 3:
-            missing = [i for i in range(3) if i not in pieces]
-            unmapped.append(f"{ours} (missing {len(missing)} of its q/k/v parts)")
+        need = expected_parts[ours]
+        if len(pieces) != need:
+            unmapped.append(f"{ours} (only {len(pieces)} of its {need} parts are in the checkpoint)")
             continue
-        out[ours] = torch.cat([pieces[0], pieces[1], pieces[2]], dim=0)
+        out[ours] = torch.cat([pieces[i] for i in range(need)], dim=0)
     return ImportResult(out, dropped, unmapped)
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from ..config import JanusConfig
 from .heads import ImageHead, MLPAligner
 from .kv_cache import KVCache
-from .llm import DecoderLM, init_llm_
+from .llm import DecoderLM, RopeTable, init_llm_
 from .siglip import SigLIPViT, init_vit_
 from .vq import VQModel
 
@@ -76,9 +76,14 @@ class JanusModel(nn.Module):
     # ------------------------------------------------------------------ trunk
     def forward(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                cache_positions: torch.Tensor | None = None) -> torch.Tensor:
+                cache_positions: torch.Tensor | None = None, rope: RopeTable | None = None) -> torch.Tensor:
         """Trunk hidden states [B, T, H] for input embeddings [B, T, H] (see :meth:`DecoderLM.forward`)."""
-        return self.llm(inputs_embeds, position_ids, mask, cache, cache_positions)
+        return self.llm(inputs_embeds, position_ids, mask, cache, cache_positions, rope)
+
+    def rope_table(self, n: int, dtype: torch.dtype | None = None) -> RopeTable:
+        c = self.cfg.llm
+        w = self.lm_head.weight
+        return RopeTable(n, c.head_dim, c.rope_theta, dtype or w.dtype, w.device)
 
     def new_cache(self, batch: int, max_len: int, dtype: torch.dtype | None = None,
                   device: torch.device | str | None = None) -> KVCache:

@@ -24,10 +24,8 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(dtype)
+        # normalise in fp32, cast back, then scale (as LLaMA); one fused kernel
+        return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
 
 
 def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
@@ -37,6 +35,18 @@ def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float, dtype:
     freqs = position_ids.float()[..., None] * inv_freq  # [B, T, D/2]
     emb = torch.cat((freqs, freqs), dim=-1)  # [B, T, D]
     return emb.cos().to(dtype)[:, None], emb.sin().to(dtype)[:, None]
+
+
+class RopeTable:
+    """cos/sin for positions 0..n-1 computed once; lookups equal :func:`rope_cos_sin` exactly."""
+
+    def __init__(self, n: int, head_dim: int, theta: float, dtype: torch.dtype, device: torch.device | str) -> None:
+        pos = torch.arange(n, device=device)[None]  # [1, n]
+        cos, sin = rope_cos_sin(pos, head_dim, theta, dtype)
+        self.cos, self.sin = cos[0, 0], sin[0, 0]  # [n, D]
+
+    def __call__(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cos[position_ids][:, None], self.sin[position_ids][:, None]  # [B, 1, T, D]
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -49,50 +59,54 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class Attention(nn.Module):
+    """Multi-head attention with grouped-query support. q, k and v come from one fused projection
+    (``qkv_proj``: rows of q, then k, then v), so a decode step runs one matmul instead of three."""
+
     def __init__(self, cfg: LLMConfig) -> None:
         super().__init__()
         self.num_heads = cfg.num_heads
         self.num_kv_heads = cfg.num_kv_heads
         self.head_dim = cfg.head_dim
         h = cfg.hidden_size
-        self.q_proj = nn.Linear(h, cfg.num_heads * cfg.head_dim, bias=False)
-        self.k_proj = nn.Linear(h, cfg.num_kv_heads * cfg.head_dim, bias=False)
-        self.v_proj = nn.Linear(h, cfg.num_kv_heads * cfg.head_dim, bias=False)
-        self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, h, bias=False)
+        self.q_size = cfg.num_heads * cfg.head_dim
+        self.kv_size = cfg.num_kv_heads * cfg.head_dim
+        self.qkv_proj = nn.Linear(h, self.q_size + 2 * self.kv_size, bias=False)
+        self.o_proj = nn.Linear(self.q_size, h, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
                 layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None) -> torch.Tensor:
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, D]
-        k = self.k_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, D]
-        v = self.v_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, D]
+        q, k, v = self.qkv_proj(x).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
+        q = q.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, D]
+        k = k.view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, D]
+        v = v.view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, D]
         q = apply_rope(q, cos, sin)
         k = apply_rope(k, cos, sin)
         if cache is not None:
             assert cache_positions is not None
             k, v = cache.update(layer, cache_positions, k, v)  # [B, Hkv, Tmax, D]
             k, v = k.to(q.dtype), v.to(q.dtype)
-        if self.num_kv_heads != self.num_heads:
-            rep = self.num_heads // self.num_kv_heads
-            k = k.repeat_interleave(rep, dim=1)  # [B, H, Tk, D]
-            v = v.repeat_interleave(rep, dim=1)
+        gqa = self.num_kv_heads != self.num_heads
         if mask is None:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1)
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, enable_gqa=gqa)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        out = out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)  # [B, T, H*D]
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+        out = out.transpose(1, 2).reshape(b, t, self.q_size)  # [B, T, H*D]
         return self.o_proj(out)
 
 
 class MLP(nn.Module):
+    """SwiGLU; gate and up projections fused into ``gate_up_proj`` (rows of gate, then up)."""
+
     def __init__(self, cfg: LLMConfig) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.ffn = cfg.intermediate_size
+        self.gate_up_proj = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).split(self.ffn, dim=-1)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class DecoderLayer(nn.Module):
@@ -121,7 +135,7 @@ class DecoderLM(nn.Module):
 
     def forward(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                cache_positions: torch.Tensor | None = None) -> torch.Tensor:
+                cache_positions: torch.Tensor | None = None, rope: RopeTable | None = None) -> torch.Tensor:
         """Run the decoder.
 
         Args:
@@ -130,6 +144,7 @@ class DecoderLM(nn.Module):
             mask: boolean [B, 1, T, Tk] (True = attend) or ``None`` for plain causal attention over the input.
                 With a cache, ``Tk`` is the cache length and the mask must cover it (see :func:`attention_mask`).
             cache: optional :class:`KVCache`; new keys/values are written at ``cache_positions`` [T].
+            rope: optional precomputed :class:`RopeTable` covering ``position_ids`` (saves work per decode step).
         """
         b, t, _ = inputs_embeds.shape
         if position_ids is None:
@@ -139,7 +154,10 @@ class DecoderLM(nn.Module):
                 raise ValueError("cache_positions is required with a cache")
             if mask is None:
                 raise ValueError("an explicit mask over the cache is required with a cache")
-        cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta, inputs_embeds.dtype)
+        if rope is not None:
+            cos, sin = rope(position_ids)
+        else:
+            cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta, inputs_embeds.dtype)
         x = inputs_embeds
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, i, cache, cache_positions)

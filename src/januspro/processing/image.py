@@ -102,3 +102,18 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     x = ((images.detach().float().cpu() + 1.0) / 2.0 * 255.0).clamp(0, 255)
     arr = x.permute(0, 2, 3, 1).numpy().astype(np.uint8)  # [B, H, W, 3]
     return [Image.fromarray(a) for a in arr]
+
+
+def contact_sheet(images: list[Image.Image], cols: int | None = None, pad: int = 2,
+                  background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Tile images (all the same size) into one grid image, ``cols`` per row (default: near-square)."""
+    if not images:
+        raise ValueError("no images to tile")
+    w, h = images[0].size
+    cols = cols or max(1, int(np.ceil(np.sqrt(len(images)))))
+    rows = int(np.ceil(len(images) / cols))
+    sheet = Image.new("RGB", (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad), background)
+    for k, im in enumerate(images):
+        r, c = divmod(k, cols)
+        sheet.paste(im, (pad + c * (w + pad), pad + r * (h + pad)))
+    return sheet

@@ -1,0 +1,260 @@
+"""Generation speed: januspro vs transformers' JanusForConditionalGeneration, same weights, same inputs, one process.
+
+Measures text-to-image (ms per decode step, images/s for n=1 and n=8 with CFG, VQ decode included) and
+understanding (time to first token, tokens/s), and the decode step against the memory-bandwidth roofline
+(bytes of weights + KV cache read per step / measured copy bandwidth). Prints a table and writes
+benchmarks/RESULTS.md.
+
+    python benchmarks/bench_generate.py                       # tiny + Janus-Pro-1B widths (2 layers), fp32
+    python benchmarks/bench_generate.py --dtypes fp32,bf16 --layers 4
+    python benchmarks/bench_generate.py --device cuda --dtypes bf16 --layers 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from januspro.checkpoint import load_model  # noqa: E402
+from januspro.generation.image import ImageGenParams, decode_codes, generate_codes, unconditional_ids  # noqa: E402
+from januspro.generation.text import TextGenParams, generate_token_steps  # noqa: E402
+from januspro.processing.processor import ChatBatch  # noqa: E402
+
+BOS, EOS, PAD, BOI, EOI, IMG = 1, 2, 0, 5, 6, 7
+
+
+@dataclass
+class Spec:
+    name: str
+    vocab: int
+    hidden: int
+    ffn: int
+    layers: int
+    heads: int
+    v_hidden: int
+    v_layers: int
+    v_heads: int
+    image: int
+    patch: int
+    vq_mult: tuple[int, ...]
+    vq_ch: int
+    codes: int
+
+
+def specs(layers: int) -> dict[str, Spec]:
+    return {
+        # tiny widths, but the real 24x24 = 576 image codes per image
+        "tiny": Spec("tiny", 512, 64, 160, 2, 4, 32, 2, 2, 96, 4, (1, 2, 2), 32, 64),
+        "1b": Spec(f"1B widths, {layers} layers", 102400, 2048, 5632, layers, 16, 1024, layers, 16, 384, 16,
+                   (1, 1, 2, 2, 4), 128, 16384),
+    }
+
+
+def build_pair(s: Spec, dtype: torch.dtype, device: str, folder: Path):
+    from transformers import (
+        JanusConfig,
+        JanusForConditionalGeneration,
+        JanusVisionConfig,
+        JanusVQVAEConfig,
+        LlamaConfig,
+    )
+
+    torch.manual_seed(0)
+    tc = LlamaConfig(vocab_size=s.vocab, hidden_size=s.hidden, intermediate_size=s.ffn, num_hidden_layers=s.layers,
+                     num_attention_heads=s.heads, max_position_embeddings=4096, tie_word_embeddings=False)
+    grid = s.image // s.patch
+    vc = JanusVisionConfig(hidden_size=s.v_hidden, num_hidden_layers=s.v_layers, num_attention_heads=s.v_heads,
+                           image_size=s.image, patch_size=s.patch, projection_dim=s.hidden, num_image_tokens=grid * grid)
+    qc = JanusVQVAEConfig(num_embeddings=s.codes, base_channels=s.vq_ch, channel_multiplier=list(s.vq_mult),
+                          projection_dim=s.hidden, image_token_embed_dim=s.hidden)
+    hf = JanusForConditionalGeneration(JanusConfig(text_config=tc, vision_config=vc, vq_config=qc, image_token_id=IMG,
+                                                   tie_word_embeddings=False)).eval()
+    with torch.no_grad():  # bigger weights so greedy/sampled sequences are not degenerate
+        for n, p in hf.named_parameters():
+            if p.dim() >= 2 and "norm" not in n:
+                p.mul_(5.0)
+    gc_ = hf.generation_config
+    gc_.bos_token_id, gc_.pad_token_id, gc_.eos_token_id = BOS, PAD, None
+    gc_.generation_kwargs = {"boi_token_id": BOI}
+    hf.save_pretrained(folder)
+    ours = load_model(folder, dtype=dtype, device=device)
+    hf = hf.to(device=device, dtype=dtype)
+    return hf, ours
+
+
+def timeit(fn, repeat: int, device: str) -> float:
+    """Median wall time of ``fn`` over ``repeat`` runs after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bandwidth_gbs(device: str, mb: int = 512) -> float:
+    """Copy bandwidth: (read + write) bytes per second of a large tensor copy."""
+    x = torch.empty(mb * (1 << 20) // 4, dtype=torch.float32, device=device)
+    y = torch.empty_like(x)
+    t = timeit(lambda: y.copy_(x), 5, device)
+    return 2 * x.numel() * 4 / t / 1e9
+
+
+def step_bytes(ours, rows: int, ctx: int) -> int:
+    """Bytes a decode step must read: every weight it touches plus the KV cache up to ``ctx``."""
+    mods = [ours.llm.layers, ours.llm.norm, ours.gen_embed, ours.gen_aligner, ours.gen_head]
+    w = sum(p.numel() * p.element_size() for m in mods for p in m.parameters())
+    # the embedding row lookup reads rows, not the table
+    w -= ours.gen_embed.weight.numel() * ours.gen_embed.weight.element_size()
+    c = ours.cfg.llm
+    kv = 2 * c.num_layers * rows * c.num_kv_heads * ctx * c.head_dim * ours.lm_head.weight.element_size()
+    return w + kv
+
+
+def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: float, new_tokens: int) -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        hf, ours = build_pair(s, dtype, device, Path(tmp))
+    g = torch.Generator().manual_seed(0)
+    prompt = [BOS] + torch.randint(10, min(s.vocab, 30000), (24,), generator=g).tolist() + [BOI]
+    num_tokens = ours.cfg.vq.num_tokens
+    rows = []
+    # VQ decoding is per image and independent of n: time one image for each implementation
+    one = generate_codes(ours, [prompt], None, ImageGenParams(cfg_weight=1.0, temperature=0), PAD)
+    with torch.inference_mode():
+        t_dec_ours = timeit(lambda: decode_codes(ours, one), repeat, device)
+        t_dec_hf = timeit(lambda: hf.decode_image_tokens(one), repeat, device)
+    for n in (1, 8):
+        params = ImageGenParams(cfg_weight=5.0, temperature=1.0, n=n, seed=0)
+        ids = torch.tensor([prompt], device=device)
+
+        def ours_codes(params=params):
+            return generate_codes(ours, [prompt], [unconditional_ids(prompt, PAD)], params, PAD,
+                                  torch.Generator(device=device).manual_seed(0))
+
+        def hf_codes(ids=ids, n=n):
+            torch.manual_seed(0)
+            with torch.inference_mode():
+                return hf.generate(ids, attention_mask=torch.ones_like(ids), generation_mode="image", do_sample=True,
+                                   guidance_scale=5.0, num_return_sequences=n)
+
+        t_ours = timeit(ours_codes, repeat, device)
+        t_hf = timeit(hf_codes, repeat, device)
+        ctx = len(prompt) + num_tokens // 2
+        roof = step_bytes(ours, 2 * n, ctx) / (bw * 1e9)
+        step_ours = t_ours / num_tokens
+        rows.append({
+            "config": s.name, "dtype": str(dtype).replace("torch.", ""), "task": f"t2i n={n} (cfg, {num_tokens} codes)",
+            "ours": f"{step_ours * 1e3:.2f} ms/step, {n / (t_ours + n * t_dec_ours):.3f} img/s",
+            "transformers": f"{t_hf / num_tokens * 1e3:.2f} ms/step, {n / (t_hf + n * t_dec_hf):.3f} img/s",
+            "ratio": f"{(t_hf + n * t_dec_hf) / (t_ours + n * t_dec_ours):.2f}x img/s "
+                     f"({t_hf / t_ours:.2f}x steps)",
+            "roofline": f"{roof / step_ours * 100:.0f}% ({roof * 1e3:.2f} ms)",
+        })
+        gc.collect()
+    # understanding: one image + text, greedy
+    grid = s.image // s.patch
+    text_ids = torch.randint(10, min(s.vocab, 30000), (30,), generator=g).tolist()
+    u_ids = torch.tensor([[BOS] + text_ids[:10] + [BOI] + [IMG] * grid * grid + [EOI] + text_ids[10:]], device=device)
+    mask = torch.ones_like(u_ids)
+    pixels = torch.randn(1, 3, s.image, s.image, generator=g).to(device=device, dtype=dtype)
+    batch = ChatBatch(u_ids, mask, pixels)
+
+    def ours_text(k):
+        def run():
+            for _ in generate_token_steps(ours, batch, TextGenParams(max_new_tokens=k), -1, IMG):
+                pass
+        return run
+
+    def hf_text(k):
+        def run():
+            with torch.inference_mode():
+                hf.generate(input_ids=u_ids, pixel_values=pixels, attention_mask=mask, max_new_tokens=k,
+                            min_new_tokens=k, do_sample=False, eos_token_id=None, pad_token_id=PAD)
+        return run
+
+    ttft_o, ttft_h = timeit(ours_text(1), repeat, device), timeit(hf_text(1), repeat, device)
+    full_o, full_h = timeit(ours_text(new_tokens), repeat, device), timeit(hf_text(new_tokens), repeat, device)
+    tps_o = (new_tokens - 1) / max(full_o - ttft_o, 1e-9)
+    tps_h = (new_tokens - 1) / max(full_h - ttft_h, 1e-9)
+    rows.append({
+        "config": s.name, "dtype": str(dtype).replace("torch.", ""),
+        "task": f"understanding ({u_ids.shape[1]}-token prompt, {new_tokens} new)",
+        "ours": f"TTFT {ttft_o * 1e3:.1f} ms, {tps_o:.1f} tok/s",
+        "transformers": f"TTFT {ttft_h * 1e3:.1f} ms, {tps_h:.1f} tok/s",
+        "ratio": f"TTFT {ttft_h / ttft_o:.2f}x, tok/s {tps_o / tps_h:.2f}x", "roofline": "",
+    })
+    return rows
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(0)
+    name = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--configs", default="tiny,1b", help="comma list of: tiny, 1b")
+    ap.add_argument("--layers", type=int, default=2, help="LLM and ViT layers of the 1B-width config")
+    ap.add_argument("--dtypes", default="fp32", help="comma list of fp32, bf16, fp16")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    args = ap.parse_args()
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    bw = bandwidth_gbs(args.device)
+    rows = []
+    for dname in args.dtypes.split(","):
+        for cname in args.configs.split(","):
+            s = specs(args.layers)[cname]
+            print(f"benchmarking {s.name} {dname} on {args.device} ...", flush=True)
+            rows += bench_config(s, dtypes[dname], args.device, args.repeat, bw, args.new_tokens)
+    cols = ["config", "dtype", "task", "ours", "transformers", "ratio", "roofline"]
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    table = head + "".join("| " + " | ".join(r[c] for c in cols) + " |\n" for r in rows)
+    hw = hardware(args.device)
+    text = (f"## bench_generate.py ({time.strftime('%Y-%m-%d')})\n\nHardware: {hw}; torch {torch.__version__}; "
+            f"measured copy bandwidth {bw:.1f} GB/s. Same random weights and inputs for both implementations, "
+            f"one process; median of {args.repeat} runs after a warm-up. img/s = n / (code generation time + n x the "
+            f"measured VQ decode time of one image). 'ratio' > 1 means januspro is faster. "
+            f"'roofline' = (weights + KV cache bytes one decode step must read) / bandwidth, as a share of the "
+            f"measured step.\n\n{table}")
+    print(text)
+    out = Path(args.out)
+    old = out.read_text() if out.exists() else "# Benchmark results\n\n"
+    marker = "## bench_generate.py"
+    if marker in old:  # replace the previous section of this script, keep others
+        start = old.index(marker)
+        nxt = old.find("\n## ", start + 1)
+        old = old[:start] + (old[nxt + 1:] if nxt >= 0 else "")
+    out.write_text(old.rstrip() + "\n\n" + text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Prefill and the decode step shared by text and image generation.
+
+The cache is preallocated for prompt + new tokens. The key mask covers every cache slot: the prompt's real
+tokens and all generation slots (a slot in the future is excluded by causality), so it never changes during
+decoding and a decode step has static shapes: it can be compiled or captured in a CUDA graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..models.janus import JanusModel
+from ..models.kv_cache import KVCache
+from ..models.llm import RopeTable, attention_mask, positions_from_padding
+
+DecodeStep = Callable[..., torch.Tensor]
+
+
+@dataclass
+class DecodeState:
+    cache: KVCache
+    key_mask: torch.Tensor  # [R, 1, 1, T_prompt + max_new] bool: prompt's real tokens + every generation slot
+    next_pos: torch.Tensor  # [R] RoPE position of the next token
+    prompt_len: int  # cache slot of the first generated token
+    rope: RopeTable  # cos/sin for every position a step can reach
+    slots: torch.Tensor  # [T_prompt + max_new] arange, to build a step's causal mask
+
+    def expand(self, rows: torch.Tensor) -> DecodeState:
+        """Keep/duplicate batch rows (e.g. one prefilled prompt -> n samples)."""
+        return DecodeState(self.cache.select_rows(rows), self.key_mask.index_select(0, rows),
+                           self.next_pos.index_select(0, rows), self.prompt_len, self.rope, self.slots)
+
+
+def prefill(model: JanusModel, embeds: torch.Tensor, pad_mask: torch.Tensor, max_new: int,
+            cache_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, DecodeState]:
+    """Run the prompt [R, T, H] (left-padded, ``pad_mask`` [R, T]) and return the last hidden state [R, H]."""
+    r, t, _ = embeds.shape
+    cache = model.new_cache(r, t + max_new, dtype=cache_dtype or embeds.dtype, device=embeds.device)
+    pad_mask = pad_mask.to(embeds.device).bool()
+    key_mask = torch.cat([pad_mask, torch.ones(r, max_new, dtype=torch.bool, device=embeds.device)], 1)
+    slots = torch.arange(t + max_new, device=embeds.device)
+    pos = positions_from_padding(pad_mask)
+    rope = model.rope_table(t + max_new, embeds.dtype)
+    hidden = model(embeds, pos, attention_mask(key_mask, slots[:t]), cache, slots[:t], rope)  # [R, T, H]
+    next_pos = pad_mask.long().sum(-1)  # [R]
+    return hidden[:, -1], DecodeState(cache, key_mask[:, None, None, :], next_pos, t, rope, slots)
+
+
+def decode_step(model: JanusModel, cache: KVCache, emb: torch.Tensor, pos: torch.Tensor, slot: torch.Tensor,
+                mask: torch.Tensor, rope: RopeTable) -> torch.Tensor:
+    """One token per row: ``emb`` [R, 1, H] at RoPE positions ``pos`` [R, 1] written to cache ``slot`` [1],
+    attending where ``mask`` [R, 1, 1, T] is True. Returns the new hidden states [R, H]."""
+    hidden = model(emb, pos, mask, cache, slot, rope)  # [R, 1, H]
+    return hidden[:, 0]
+
+
+def make_decode_step(compile: bool = False) -> DecodeStep:
+    """The decode step, optionally ``torch.compile``d (CUDA graphs on GPU via ``reduce-overhead``)."""
+    if not compile:
+        return decode_step
+    mode = "reduce-overhead" if torch.cuda.is_available() else "default"
+    return torch.compile(decode_step, mode=mode, dynamic=False)
+
+
+def step(state: DecodeState, model: JanusModel, emb: torch.Tensor, i: int, fn: DecodeStep = decode_step
+         ) -> torch.Tensor:
+    """Feed token embeddings [R, 1, H] as generated token ``i`` (0-based) and return hidden states [R, H]."""
+    slot = state.slots[state.prompt_len + i:state.prompt_len + i + 1]  # [1]
+    pos = (state.next_pos + i)[:, None]  # [R, 1]
+    mask = state.key_mask & (state.slots <= slot)  # [R, 1, 1, T]
+    return fn(model, state.cache, emb, pos, slot, mask, state.rope)
