@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..config import AlignerConfig, GenHeadConfig
+from .linear import Linear
 
 
 class MLPAligner(nn.Module):
@@ -13,9 +14,9 @@ class MLPAligner(nn.Module):
 
     def __init__(self, cfg: AlignerConfig) -> None:
         super().__init__()
-        mods: list[nn.Module] = [nn.Linear(cfg.in_dim, cfg.out_dim)]
+        mods: list[nn.Module] = [Linear(cfg.in_dim, cfg.out_dim)]
         for _ in range(cfg.depth - 1):
-            mods += [nn.GELU(), nn.Linear(cfg.out_dim, cfg.out_dim)]
+            mods += [nn.GELU(), Linear(cfg.out_dim, cfg.out_dim)]
         self.layers = nn.Sequential(*mods)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -27,9 +28,9 @@ class ImageHead(nn.Module):
 
     def __init__(self, cfg: GenHeadConfig) -> None:
         super().__init__()
-        self.output_mlp_projector = nn.Linear(cfg.in_dim, cfg.hidden_dim)
+        self.output_mlp_projector = Linear(cfg.in_dim, cfg.hidden_dim)
         self.vision_activation = nn.GELU()
-        self.vision_head = nn.Linear(cfg.hidden_dim, cfg.num_codes)
+        self.vision_head = Linear(cfg.hidden_dim, cfg.num_codes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.vision_head(self.vision_activation(self.output_mlp_projector(x)))

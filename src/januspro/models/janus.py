@@ -12,6 +12,7 @@ from torch import nn
 from ..config import JanusConfig
 from .heads import ImageHead, MLPAligner
 from .kv_cache import KVCache
+from .linear import Linear
 from .llm import DecoderLM, RopeTable, init_llm_
 from .siglip import SigLIPViT, init_vit_
 from .vq import VQModel
@@ -23,7 +24,7 @@ class JanusModel(nn.Module):
         assert cfg.aligner and cfg.gen_aligner and cfg.gen_head
         self.cfg = cfg
         self.llm = DecoderLM(cfg.llm)
-        self.lm_head = nn.Linear(cfg.llm.hidden_size, cfg.llm.vocab_size, bias=False)
+        self.lm_head = Linear(cfg.llm.hidden_size, cfg.llm.vocab_size, bias=False)
         self.vision = SigLIPViT(cfg.vision)
         self.aligner = MLPAligner(cfg.aligner)
         self.vq = VQModel(cfg.vq)

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..config import LLMConfig
 from .kv_cache import KVCache
+from .linear import Linear
 
 
 class RMSNorm(nn.Module):
@@ -70,8 +71,8 @@ class Attention(nn.Module):
         h = cfg.hidden_size
         self.q_size = cfg.num_heads * cfg.head_dim
         self.kv_size = cfg.num_kv_heads * cfg.head_dim
-        self.qkv_proj = nn.Linear(h, self.q_size + 2 * self.kv_size, bias=False)
-        self.o_proj = nn.Linear(self.q_size, h, bias=False)
+        self.qkv_proj = Linear(h, self.q_size + 2 * self.kv_size, bias=False)
+        self.o_proj = Linear(self.q_size, h, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
                 layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None) -> torch.Tensor:
@@ -101,8 +102,8 @@ class MLP(nn.Module):
     def __init__(self, cfg: LLMConfig) -> None:
         super().__init__()
         self.ffn = cfg.intermediate_size
-        self.gate_up_proj = nn.Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        self.gate_up_proj = Linear(cfg.hidden_size, 2 * cfg.intermediate_size, bias=False)
+        self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up_proj(x).split(self.ffn, dim=-1)

@@ -1,0 +1,165 @@
+"""Dataset writers for the shapes world (JSONL + PNG), in the formats the training readers consume.
+
+Every item is drawn from its own generator seeded by ``(seed, index)``, so the same seed gives byte-identical
+files and any range of items can be regenerated alone.
+
+Formats (one JSON object per line):
+  t2i.jsonl   {"prompt", "image", "variant": "synthetic"|"real", "scene"}
+  und.jsonl   {"messages": [{"role", "content"}...], "images": [path], "kinds": [...], "scene"}
+  text.jsonl  {"text"}
+  evaluation_metadata.jsonl   GenEval's metadata lines (+ "heldout")
+  pope_<split>.jsonl          {"question_id", "image", "text", "label", "object"}
+Image paths are relative to the folder of the JSONL file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from .language import caption, class_name, conversation, noisy_caption, text_line
+from .render import render
+from .suites import POPE_SPLITS, geneval_suite, pope_questions, scene_for_metadata, write_jsonl
+from .world import COLORS, HELD_OUT, Scene, SceneSpec, sample_scene
+
+Task = Literal["t2i", "classname", "und", "text", "geneval", "pope"]
+TASKS = ("t2i", "classname", "und", "text", "geneval", "pope")
+
+
+def item_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, index])
+
+
+def _save_png(arr: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, format="PNG", optimize=False, compress_level=6)
+
+
+def real_variant(scene: Scene, rng: np.random.Generator) -> Scene:
+    """Noisy "real" rendering: per-object colour jitter and 0-3 clutter specks (too small to count)."""
+    jitter = tuple(tuple(int(x) for x in rng.integers(-25, 26, 3)) for _ in scene.objects)
+    n_clutter = int(rng.integers(0, 4))
+    clutter = tuple((float(rng.uniform(0.03, 0.97)), float(rng.uniform(0.03, 0.97)), float(rng.uniform(0.01, 0.025)),
+                     str(rng.choice(list(COLORS)))) for _ in range(n_clutter))
+    return Scene(scene.objects, jitter, clutter)  # type: ignore[arg-type]
+
+
+def t2i_item(seed: int, i: int, variant: str = "synthetic") -> tuple[str, Scene]:
+    """(prompt, scene) of text-to-image item ``i``: clean exact captions, or the noisy "real" variant."""
+    rng = item_rng(seed, i, 1)
+    scene = sample_scene(rng)
+    if variant == "real":
+        return noisy_caption(scene, rng), real_variant(scene, rng)
+    return caption(scene, rng), scene
+
+
+def classname_item(seed: int, i: int) -> tuple[str, Scene]:
+    """Single-object scene and its class name ("red circle"): the Stage I analogue of ImageNet labels."""
+    rng = item_rng(seed, i, 2)
+    scene = sample_scene(rng, SceneSpec(n_objects=1))
+    return class_name(scene.objects[0]), scene
+
+
+def und_item(seed: int, i: int) -> tuple[list[dict], list[str], Scene]:
+    rng = item_rng(seed, i, 3)
+    scene = sample_scene(rng)
+    turns = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
+    messages, kinds = conversation(scene, rng, turns)
+    return messages, kinds, scene
+
+
+def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: int = 64,
+               variant: str = "synthetic", progress: Callable[[int], None] | None = None) -> Path:
+    """Write ``n`` items of ``task`` into folder ``out``; returns the JSONL path."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    if variant not in ("synthetic", "real", "mixed"):
+        raise ValueError("variant must be synthetic, real or mixed")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tick = progress or (lambda _k: None)
+    if task in ("t2i", "classname"):
+        path = out / f"{task}.jsonl"
+        with open(path, "w") as f:
+            for i in range(n):
+                if task == "classname":
+                    prompt, scene = classname_item(seed, i)
+                    v = "synthetic"
+                else:
+                    v = variant if variant != "mixed" else ("real" if i % 2 else "synthetic")
+                    prompt, scene = t2i_item(seed, i, v)
+                name = f"images/{task}_{i:07d}.png"
+                _save_png(render(scene, resolution), out / name)
+                f.write(json.dumps({"prompt": prompt, "image": name, "variant": v,
+                                    "scene": json.loads(scene.to_json())}) + "\n")
+                tick(i + 1)
+        return path
+    if task == "und":
+        path = out / "und.jsonl"
+        with open(path, "w") as f:
+            for i in range(n):
+                messages, kinds, scene = und_item(seed, i)
+                name = f"images/und_{i:07d}.png"
+                _save_png(render(scene, resolution), out / name)
+                f.write(json.dumps({"messages": messages, "images": [name], "kinds": kinds,
+                                    "scene": json.loads(scene.to_json())}) + "\n")
+                tick(i + 1)
+        return path
+    if task == "text":
+        path = out / "text.jsonl"
+        with open(path, "w") as f:
+            for i in range(n):
+                f.write(json.dumps({"text": text_line(item_rng(seed, i, 4))}) + "\n")
+                tick(i + 1)
+        return path
+    if task == "geneval":
+        per_tag = max(1, n)
+        meta = geneval_suite(per_tag, seed)
+        path = out / "evaluation_metadata.jsonl"
+        write_jsonl(meta, path)
+        # reference renders in GenEval's layout (images that satisfy each prompt), for checking the scorer
+        ref = out / "reference"
+        for k, m in enumerate(meta):
+            sub = ref / f"{k:05d}"
+            write_jsonl([m], sub / "metadata.jsonl")
+            _save_png(render(scene_for_metadata(m, item_rng(seed, k, 5)), resolution), sub / "samples" / "0000.png")
+            tick(k + 1)
+        return path
+    # pope: n scenes with 2-4 distinct objects, three splits over the same images
+    scenes, names = [], []
+    for i in range(n):
+        rng = item_rng(seed, i, 6)
+        while True:
+            scene = sample_scene(rng, SceneSpec(n_objects=int(rng.integers(2, 5))), held_out=None)
+            if len({o.name for o in scene.objects}) >= 2:
+                break
+        name = f"images/pope_{i:07d}.png"
+        _save_png(render(scene, resolution), out / name)
+        scenes.append(scene)
+        names.append(name)
+        tick(i + 1)
+    for split in POPE_SPLITS:
+        items = pope_questions(scenes, names, split, per_scene=2, seed=seed)
+        write_jsonl([it.to_json() for it in items], out / f"pope_{split}.jsonl")
+    return out / "pope_random.jsonl"
+
+
+def held_out_violations(rows: list[dict]) -> list[str]:
+    """Training rows (t2i/und/text) that show or mention a held-out combination (should be none)."""
+    from .language import mentions_held_out
+
+    bad = []
+    for r in rows:
+        text = r.get("prompt") or r.get("text") or " ".join(m["content"] for m in r.get("messages", []))
+        if mentions_held_out(text):
+            bad.append(text)
+        elif "scene" in r and not HELD_OUT.scene_is_clean(Scene.from_dict(r["scene"])):
+            bad.append(f"scene: {r['scene']}")
+    return bad

@@ -1,0 +1,245 @@
+"""Language about shapes-world scenes: class names, captions, questions and answers, a text-only corpus.
+
+Several phrasings per fact, so a model must generalise rather than memorise one template. Every sentence
+is true of its scene (the "real" variant adds controlled errors on purpose). Relations use GenEval's rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .world import COLORS, HELD_OUT, RELATIONS, SHAPES, HeldOut, Obj, Scene, number_word, plural, relations
+
+REL_PHRASES = {
+    "left of": ("left of", "to the left of", "on the left of"),
+    "right of": ("right of", "to the right of", "on the right of"),
+    "above": ("above", "over"),
+    "below": ("below", "under", "beneath"),
+}
+LEADS = ("", "", "", "an image of ", "a picture of ", "there is ", "a drawing of ")
+
+
+def _pick(rng: np.random.Generator, options: Iterable[str]) -> str:
+    opts = list(options)
+    return opts[int(rng.integers(len(opts)))]
+
+
+def group_phrase(color: str | None, shape: str, n: int, rng: np.random.Generator | None = None) -> str:
+    """"a red circle", "two blue squares", "three triangles"."""
+    noun = plural(shape, n)
+    adj = f"{color} " if color else ""
+    if n == 1:
+        article = "an" if (adj or noun)[0] in "aeiou" else "a"
+        return f"{article} {adj}{noun}"
+    return f"{number_word(n)} {adj}{noun}"
+
+
+def join_list(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def groups(scene: Scene, with_color: bool) -> list[tuple[str | None, str, int]]:
+    """(colour or None, shape, count) groups in a stable order."""
+    counts: dict[tuple[str | None, str], int] = {}
+    for o in scene.objects:
+        key = (o.color if with_color else None, o.shape)
+        counts[key] = counts.get(key, 0) + 1
+    return [(c, s, n) for (c, s), n in sorted(counts.items(), key=lambda kv: (SHAPES.index(kv[0][1]), kv[0][0] or ""))]
+
+
+def unique_refs(scene: Scene) -> list[Obj]:
+    """Objects that a "the red circle" (or "the circle") phrase picks out alone."""
+    names = [o.name for o in scene.objects]
+    return [o for o in scene.objects if names.count(o.name) == 1]
+
+
+def ref_phrase(o: Obj, scene: Scene, rng: np.random.Generator | None = None, article: str = "a") -> str:
+    """Shortest unambiguous noun phrase; the colour is kept when the shape alone is ambiguous."""
+    same_shape = sum(1 for x in scene.objects if x.shape == o.shape)
+    use_color = same_shape > 1 or (rng is not None and rng.random() < 0.7)
+    words = f"{o.color} {o.shape}" if use_color else o.shape
+    if article == "the":
+        return f"the {words}"
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
+def relation_pairs(scene: Scene, held_out: HeldOut | None = HELD_OUT) -> list[tuple[Obj, str, Obj]]:
+    """(a, relation, b) for uniquely named objects a != b, excluding held-out relation triples."""
+    refs = unique_refs(scene)
+    out = []
+    for a in refs:
+        for b in refs:
+            if a is b:
+                continue
+            for r in sorted(relations(a.bbox, b.bbox)):
+                if held_out is not None and (a.shape, r, b.shape) in held_out.triples:
+                    continue
+                out.append((a, r, b))
+    return out
+
+
+def class_name(o: Obj) -> str:
+    return o.name
+
+
+def caption(scene: Scene, rng: np.random.Generator, dense: bool | None = None, with_color: bool | None = None
+            ) -> str:
+    """A true description of the scene: object groups, optionally with a spatial relation."""
+    if with_color is None:
+        with_color = rng.random() < 0.75
+    if dense is None:
+        dense = rng.random() < 0.5
+    lead = _pick(rng, LEADS)
+    if dense:
+        pairs = relation_pairs(scene)
+        if pairs:
+            a, r, b = pairs[int(rng.integers(len(pairs)))]
+            rel = f"{ref_phrase(a, scene, rng)} {_pick(rng, REL_PHRASES[r])} {ref_phrase(b, scene, rng)}"
+            rest = [o for o in scene.objects if o is not a and o is not b]
+            if not rest:
+                return lead + rel
+            extra = [group_phrase(c, s, n) for c, s, n in groups(Scene(tuple(rest)), with_color)]
+            return lead + rel + ", with " + join_list(extra) if rng.random() < 0.5 else \
+                lead + join_list(extra) + " and " + rel
+    parts = [group_phrase(c, s, n) for c, s, n in groups(scene, with_color)]
+    if rng.random() < 0.5:
+        order = rng.permutation(len(parts))
+        parts = [parts[i] for i in order]
+    return lead + join_list(parts)
+
+
+def noisy_caption(scene: Scene, rng: np.random.Generator) -> str:
+    """The "real" variant's alt-text: sometimes incomplete (a group left out) or partly wrong (a colour)."""
+    objs = list(scene.objects)
+    if len(objs) > 1 and rng.random() < 0.3:  # incomplete
+        objs.pop(int(rng.integers(len(objs))))
+    if rng.random() < 0.1:  # partly wrong: one object's colour
+        k = int(rng.integers(len(objs)))
+        o = objs[k]
+        wrong = _pick(rng, [c for c in COLORS if c != o.color and not HELD_OUT.pair_held(c, o.shape)])
+        objs[k] = Obj(o.shape, wrong, o.size, o.cx, o.cy)
+    return caption(Scene(tuple(objs)), rng, dense=rng.random() < 0.3)
+
+
+# ----------------------------------------------------------------------------- questions and answers
+def qa_pairs(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = HELD_OUT
+             ) -> list[tuple[str, str, str]]:
+    """(question, short answer, kind) about the scene; kinds: color, shape, count, exist, relation, where."""
+    out: list[tuple[str, str, str]] = []
+    objs = scene.objects
+    for shape in SHAPES:
+        with_shape = [o for o in objs if o.shape == shape]
+        if len(with_shape) == 1:
+            q = _pick(rng, (f"What color is the {shape}?", f"Which color does the {shape} have?",
+                            f"What is the color of the {shape}?"))
+            out.append((q, with_shape[0].color, "color"))
+        if with_shape or rng.random() < 0.5:
+            q = _pick(rng, (f"How many {shape}s are there?", f"How many {shape}s are in the image?",
+                            f"Count the {shape}s."))
+            out.append((q, str(len(with_shape)), "count"))
+    for color in COLORS:
+        with_color = [o for o in objs if o.color == color]
+        if len(with_color) == 1:
+            q = _pick(rng, (f"What shape is the {color} object?", f"Which shape is {color}?"))
+            out.append((q, with_color[0].shape, "shape"))
+    out.append((_pick(rng, ("How many objects are there?", "How many shapes are in the image?")),
+                str(len(objs)), "count"))
+    present = {o.name for o in objs}
+    for _ in range(2):
+        color, shape = _pick(rng, COLORS), _pick(rng, SHAPES)
+        if rng.random() < 0.5 and objs:
+            o = objs[int(rng.integers(len(objs)))]
+            color, shape = o.color, o.shape
+        if held_out is not None and held_out.pair_held(color, shape):
+            continue
+        q = f"Is there a {color} {shape} in the image?" if rng.random() < 0.5 else f"Is there a {color} {shape}?"
+        out.append((q, "yes" if f"{color} {shape}" in present else "no", "exist"))
+    pairs = relation_pairs(scene, held_out)
+    if pairs:
+        a, r, b = pairs[int(rng.integers(len(pairs)))]
+        rels_ab = relations(a.bbox, b.bbox)
+        if rng.random() < 0.5:
+            asked = r
+        else:
+            asked = _pick(rng, [x for x in RELATIONS if x not in rels_ab])
+            if held_out is not None and (a.shape, asked, b.shape) in held_out.triples:
+                asked = r
+        q = f"Is {ref_phrase(a, scene, None, 'the')} {asked} {ref_phrase(b, scene, None, 'the')}?"
+        out.append((q, "yes" if asked in rels_ab else "no", "relation"))
+        if len(rels_ab) == 1:
+            q = f"Where is {ref_phrase(a, scene, None, 'the')} relative to {ref_phrase(b, scene, None, 'the')}?"
+            out.append((q, r, "where"))
+    return [x for x in out if held_out is None or not mentions_held_out(x[0] + " " + x[1], held_out)]
+
+
+def mentions_held_out(text: str, held_out: HeldOut = HELD_OUT) -> bool:
+    """Does the text name a held-out colour-shape pair or state a held-out relation triple?"""
+    t = " " + text.lower().replace(",", " ").replace("?", " ").replace(".", " ") + " "
+    for color, shape in held_out.pairs:
+        if f" {color} {shape} " in t or f" {color} {shape}s " in t:
+            return True
+    for a, r, b in held_out.triples:
+        for phrase in REL_PHRASES[r]:
+            for ca in ("",) + tuple(f"{c} " for c in COLORS):
+                for cb in ("",) + tuple(f"{c} " for c in COLORS):
+                    if f" {ca}{a} {phrase} a {cb}{b} " in t or f" {ca}{a} {phrase} the {cb}{b} " in t \
+                            or f" {ca}{a} {phrase} an {cb}{b} " in t:
+                        return True
+    return False
+
+
+def conversation(scene: Scene, rng: np.random.Generator, turns: int = 1) -> tuple[list[dict], list[str]]:
+    """A chat about the scene: the image in the first user turn, then ``turns`` question/answer pairs.
+    Returns the messages and the kinds of question asked."""
+    qas = qa_pairs(scene, rng)
+    if rng.random() < 0.15:
+        qas.append((_pick(rng, ("Describe the image.", "What do you see?", "Describe this picture.")),
+                    caption(scene, rng, dense=True, with_color=True), "describe"))
+    order = rng.permutation(len(qas))[:turns]
+    messages: list[dict] = []
+    kinds = []
+    for k, i in enumerate(order):
+        q, a, kind = qas[int(i)]
+        messages.append({"role": "user", "content": ("<image_placeholder>\n" if k == 0 else "") + q})
+        messages.append({"role": "assistant", "content": a})
+        kinds.append(kind)
+    return messages, kinds
+
+
+# ----------------------------------------------------------------------------- text-only corpus
+_SHAPE_FACTS = {
+    "circle": ("is round", "has no corners", "looks like a disc"),
+    "square": ("has four equal sides", "has four corners", "has four right angles"),
+    "triangle": ("has three sides", "has three corners", "points upwards in this world"),
+    "diamond": ("is a square turned on its corner", "has four corners", "has four equal sides"),
+}
+
+
+def text_line(rng: np.random.Generator, scene: Scene | None = None) -> str:
+    """One line of the text-only corpus about the world (no image)."""
+    kind = int(rng.integers(5))
+    if kind == 0:
+        shape = _pick(rng, SHAPES)
+        return f"A {shape} {_pick(rng, _SHAPE_FACTS[shape])}."
+    if kind == 1:
+        colors = list(COLORS)
+        return f"The colors in this world are {join_list(colors)}."
+    if kind == 2:
+        a, b = int(rng.integers(0, 3)), int(rng.integers(1, 3))
+        s = _pick(rng, SHAPES)
+        return (f"{group_phrase(None, s, a or 1).capitalize()} and {group_phrase(None, s, b)} make "
+                f"{number_word((a or 1) + b)} {plural(s, (a or 1) + b)}.")
+    if scene is None:
+        from .world import sample_scene
+
+        scene = sample_scene(rng)
+    desc = caption(scene, rng, with_color=True)
+    qas = qa_pairs(scene, rng)
+    q, a, _ = qas[int(rng.integers(len(qas)))]
+    if kind == 3:
+        return f"Picture {desc}. {q} {a}."
+    return f"Q: In a picture of {desc}, {q[0].lower() + q[1:]} A: {a}"
