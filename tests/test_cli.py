@@ -92,3 +92,14 @@ def test_unreadable_image(tiny_ckpt, tmp_path, capsys):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     assert main(["chat", "hi", "--model", str(tiny_ckpt), "--image", str(tmp_path / "bad.png")]) == 2
     assert "could not be decoded" in capsys.readouterr().err
+
+
+def test_data_shapes_and_score(tmp_path, capsys):
+    assert main(["data", "shapes", "--task", "t2i", "--n", "5", "--out", str(tmp_path / "t"), "--quiet"]) == 0
+    assert len((tmp_path / "t" / "t2i.jsonl").read_text().splitlines()) == 5
+    assert main(["data", "shapes", "--task", "geneval", "--n", "2", "--out", str(tmp_path / "g"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["data", "score", str(tmp_path / "g" / "reference"), "--out", str(tmp_path / "r")]) == 0
+    assert "| all | 1.000 |" in capsys.readouterr().out
+    assert main(["data", "score", str(tmp_path / "nothing")]) == 2
+    assert "no folder" in capsys.readouterr().err

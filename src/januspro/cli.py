@@ -119,6 +119,41 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_shapes(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .shapes.datasets import write_task
+
+    total = args.n * 6 if args.task == "geneval" else args.n
+    with tqdm(total=total, desc=f"shapes {args.task}", unit="item", disable=args.quiet) as bar:
+        path = write_task(args.task, args.out, args.n, args.seed, args.resolution, args.variant,
+                          progress=lambda k: bar.update(k - bar.n))
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_data_score(args: argparse.Namespace) -> int:
+    from .shapes.scoring import score_geneval_folder
+
+    report = score_geneval_folder(args.folder, args.out or args.folder)
+    print(report.markdown(), end="")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import load_run_config, train
+
+    cfg = load_run_config(args.config, args.overrides)
+    stats = train(cfg)
+    if stats:
+        s = stats[-1]
+        print(f"step {s.step}: loss {s.loss:.4f} (text {s.text_loss:.4f}, image {s.image_loss:.4f}); "
+              f"model written to {cfg.train.out}/model")
+    else:
+        print(f"nothing to do: {cfg.train.out} is already at step {cfg.train.steps}")
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model folder (any supported layout) or hub id")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
@@ -185,6 +220,42 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--system-prompt", default=None,
                     help="system prompt (default: DeepSeek's understanding prompt; '' for none)")
     ch.set_defaults(func=_cmd_chat)
+
+    t = sub.add_parser("train", help="train a stage from a YAML run config",
+                       description="Run one training stage described by a YAML config (see configs/), with "
+                                   "'section.key=value' overrides after it, e.g. 'optim.lr=1e-4 train.steps=500'. "
+                                   "Resumes from OUT/checkpoint.pt when it exists; writes OUT/log.jsonl and the "
+                                   "trained model folder OUT/model.")
+    t.add_argument("config", help="run config YAML")
+    t.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    t.set_defaults(func=_cmd_train)
+
+    d = sub.add_parser("data", help="synthetic shapes-world data and its exact scorer",
+                       description="Write shapes-world datasets, or score images in GenEval's folder layout.")
+    dsub = d.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    sh = dsub.add_parser("shapes", help="write a shapes-world dataset (JSONL + PNG)",
+                         description="Write N items of one task as JSONL (+ PNG images). Tasks: t2i (prompt, "
+                                     "image), classname (single objects and their class names), und (chat "
+                                     "conversations about an image), text (text-only corpus), geneval "
+                                     "(GenEval-style prompts with metadata, N per category, plus reference "
+                                     "renders in GenEval's layout), pope (N images, yes/no questions in three "
+                                     "splits). The same seed gives byte-identical files.")
+    sh.add_argument("--task", required=True, choices=["t2i", "classname", "und", "text", "geneval", "pope"])
+    sh.add_argument("--n", type=int, required=True, help="number of items (geneval: prompts per category)")
+    sh.add_argument("--seed", type=int, default=0)
+    sh.add_argument("--out", required=True, help="output folder")
+    sh.add_argument("--resolution", type=int, default=64, help="image side in pixels (default: 64)")
+    sh.add_argument("--variant", choices=["synthetic", "real", "mixed"], default="synthetic",
+                    help="t2i only: clean exact captions, noisy 'real' alt-text, or half and half")
+    sh.add_argument("--quiet", action="store_true", help="no progress bar")
+    sh.set_defaults(func=_cmd_data_shapes)
+    sc = dsub.add_parser("score", help="score a GenEval-layout folder with the exact shapes detector",
+                         description="Score generated images laid out like GenEval's (<index>/metadata.jsonl, "
+                                     "<index>/samples/NNNN.png) with the shapes detector and GenEval's rules; "
+                                     "writes results.jsonl, report.json and report.md.")
+    sc.add_argument("folder")
+    sc.add_argument("--out", default=None, help="report folder (default: the scored folder)")
+    sc.set_defaults(func=_cmd_data_score)
     return p
 
 
@@ -197,10 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .processing import ConversationError, ImageError, TokenizerError
+    from .training import RunConfigError, TrainingError
+    from .training.data import DataError
 
     try:
         return int(args.func(args))
-    except (CheckpointError, ConfigError, ConversationError, ImageError, TokenizerError, ValueError) as e:
+    except (CheckpointError, ConfigError, ConversationError, ImageError, TokenizerError, ValueError,
+            FileNotFoundError, RunConfigError, TrainingError, DataError) as e:
         print(f"januspro {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -56,12 +56,14 @@ def get_template(name: str) -> ChatTemplate:
         raise ConversationError(f"unknown chat template {name!r}; choose one of {sorted(TEMPLATES)}") from None
 
 
-def normalize_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[tuple[str, str]], list[ImageInput]]:
+def normalize_messages(messages: list[dict[str, Any]], check_images: bool = True
+                       ) -> tuple[str | None, list[tuple[str, str]], list[ImageInput]]:
     """Split a conversation into (system prompt or None, [(role, text)], images in order of appearance).
 
     A message is ``{"role": "user"|"assistant"|"system", "content": ...}`` where content is a string (images
     marked with ``<image_placeholder>`` and given in ``"images"``) or a list of parts ``{"type": "text",
-    "text": ...}`` / ``{"type": "image", "image": path|bytes|PIL.Image}``.
+    "text": ...}`` / ``{"type": "image", "image": path|bytes|PIL.Image}``. ``check_images=False`` skips the
+    per-message tag/image count check (for records that list their images once, as training data does).
     """
     system: str | None = None
     turns: list[tuple[str, str]] = []
@@ -74,7 +76,7 @@ def normalize_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list
         if isinstance(content, str):
             text = content
             msg_images = list(msg.get("images") or [])
-            if text.count(IMAGE_TAG) != len(msg_images):
+            if check_images and text.count(IMAGE_TAG) != len(msg_images):
                 raise ConversationError(f"message {k} has {text.count(IMAGE_TAG)} {IMAGE_TAG} tag(s) but "
                                         f"{len(msg_images)} image(s)")
         elif isinstance(content, list):

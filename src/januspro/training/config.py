@@ -1,0 +1,182 @@
+"""Run configuration: YAML -> nested dataclasses; defaults < file < ``dotted.key=value`` overrides.
+
+Unknown keys are errors. A stage is data: which parameter groups train, the learning rate and schedule,
+and the data mix (understanding : text : text-to-image samples per step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+PARAM_GROUPS = ("llm", "lm_head", "vision", "aligner", "vq", "gen_embed", "gen_aligner", "gen_head")
+
+# The paper's stages (Table 2): which parts train.
+STAGE_GROUPS: dict[str, tuple[str, ...]] = {
+    "stage1": ("aligner", "gen_embed", "gen_aligner", "gen_head"),
+    "stage2": ("llm", "lm_head", "aligner", "gen_embed", "gen_aligner", "gen_head"),
+    "stage3": ("llm", "lm_head", "vision", "aligner", "gen_embed", "gen_aligner", "gen_head"),
+}
+
+
+class RunConfigError(ValueError):
+    """A run config that cannot be used."""
+
+
+@dataclass
+class ModelSection:
+    init: str = "tiny"  # a model folder (any layout), or a preset name to build from scratch
+    tokenizer: str = ""  # folder with tokenizer.json (default: the init folder)
+
+
+@dataclass
+class DataSection:
+    und: str = ""  # understanding conversations (und.jsonl)
+    text: str = ""  # text-only corpus (text.jsonl)
+    t2i: str = ""  # text-to-image pairs (t2i.jsonl)
+    ratio: list[float] = field(default_factory=lambda: [1.0, 0.0, 3.0])  # und : text : t2i per step
+    prompt_dropout: float = 0.1  # share of text-to-image samples trained unconditionally (for CFG)
+    pack_length: int = 512
+    system_prompt: str = ""
+
+
+@dataclass
+class StageSection:
+    name: str = "stage1"
+    trainable: list[str] = field(default_factory=list)  # empty: the stage's default groups
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-3
+    warmup_steps: int = 0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainSection:
+    steps: int = 100
+    batch_size: int = 16  # samples per optimiser step (before packing)
+    grad_accum: int = 1
+    seed: int = 0
+    out: str = "runs/train"
+    save_every: int = 0  # 0: only at the end
+    log_every: int = 10
+    device: str = "cpu"
+    dtype: str = "fp32"  # bf16 autocast on GPU; fp32 on CPU
+    activation_checkpointing: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RunConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    stage: StageSection = field(default_factory=StageSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    def trainable_groups(self) -> tuple[str, ...]:
+        groups = tuple(self.stage.trainable) or STAGE_GROUPS.get(self.stage.name, ())
+        if not groups:
+            raise RunConfigError(f"stage {self.stage.name!r} has no default groups: set stage.trainable")
+        bad = [g for g in groups if g not in PARAM_GROUPS]
+        if bad:
+            raise RunConfigError(f"unknown parameter group(s) {bad}; choose from {PARAM_GROUPS}")
+        return groups
+
+    def validate(self) -> None:
+        d, o, t = self.data, self.optim, self.train
+        if len(d.ratio) != 3 or any(r < 0 for r in d.ratio) or sum(d.ratio) <= 0:
+            raise RunConfigError("data.ratio needs three non-negative numbers (und, text, t2i), not all zero")
+        for name, r in zip(("und", "text", "t2i"), d.ratio, strict=True):
+            if r > 0 and not getattr(d, name):
+                raise RunConfigError(f"data.ratio gives {name} a share but data.{name} names no file")
+        if not 0 <= d.prompt_dropout <= 1:
+            raise RunConfigError("data.prompt_dropout must be in [0, 1]")
+        if o.lr <= 0 or o.grad_clip < 0 or len(o.betas) != 2:
+            raise RunConfigError("optim: lr > 0, grad_clip >= 0 and two betas are required")
+        if t.steps < 1 or t.batch_size < 1 or t.grad_accum < 1 or t.batch_size < t.grad_accum:
+            raise RunConfigError("train: steps, batch_size, grad_accum >= 1 and batch_size >= grad_accum")
+        if t.dtype not in ("fp32", "bf16"):
+            raise RunConfigError("train.dtype must be fp32 or bf16")
+        self.trainable_groups()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    origin = get_origin(typ)
+    if origin is list:
+        (inner,) = get_args(typ)
+        if isinstance(value, str):
+            value = [v for v in value.strip("[]").split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise RunConfigError(f"{where} must be a list")
+        return [_coerce(v, inner, where) for v in value]
+    if typ is bool:
+        if isinstance(value, str):
+            if value.lower() in ("true", "1", "yes"):
+                return True
+            if value.lower() in ("false", "0", "no"):
+                return False
+            raise RunConfigError(f"{where} must be true or false")
+        return bool(value)
+    if typ in (int, float):
+        try:
+            return typ(value)
+        except (TypeError, ValueError):
+            raise RunConfigError(f"{where} must be a number, got {value!r}") from None
+    if typ is str:
+        return str(value).strip() if isinstance(value, str) else str(value)
+    return value
+
+
+def _apply(obj: Any, values: dict[str, Any], where: str) -> None:
+    hints = get_type_hints(type(obj))
+    for key, value in values.items():
+        if key not in hints:
+            raise RunConfigError(f"unknown key {where}{key!r}; known: {sorted(hints)}")
+        cur = getattr(obj, key)
+        if dataclasses.is_dataclass(cur):
+            if not isinstance(value, dict):
+                raise RunConfigError(f"{where}{key} must be a mapping")
+            _apply(cur, value, f"{where}{key}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
+
+
+def load_run_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Defaults, then the YAML file, then ``section.key=value`` overrides."""
+    cfg = RunConfig()
+    if path is not None:
+        try:
+            import yaml
+        except ImportError as e:  # pragma: no cover
+            raise RunConfigError("reading run configs needs PyYAML (pip install 'januspro[train]')") from e
+        p = Path(path)
+        if not p.is_file():
+            raise RunConfigError(f"no run config at {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise RunConfigError(f"{p} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise RunConfigError(f"{p} must hold a mapping")
+        _apply(cfg, data, "")
+    for item in overrides:
+        if "=" not in item:
+            raise RunConfigError(f"override {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        nested: dict[str, Any] = {parts[-1]: value}
+        for part in reversed(parts[:-1]):
+            nested = {part: nested}
+        _apply(cfg, nested, "")
+    cfg.validate()
+    return cfg

@@ -1,0 +1,320 @@
+"""One trainer loop for every stage: mixed-task steps, packing, AdamW, warm-up then constant LR, gradient
+clipping and accumulation, atomic checkpoints with exact resume, a NaN guard, logs and a progress bar."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import load_model, save_model
+from ..config import PRESETS, preset
+from ..models.janus import JanusModel
+from ..processing.tokenizer import JanusTokenizer
+from .config import RunConfig
+from .data import DataError, Sample, SampleBuilder, encode_codes, load_generation_images, read_jsonl
+from .packing import pack, packed_loss
+
+TASKS = ("und", "text", "t2i")
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+def param_groups(model: JanusModel) -> dict[str, nn.Module]:
+    return {"llm": model.llm, "lm_head": model.lm_head, "vision": model.vision, "aligner": model.aligner,
+            "vq": model.vq, "gen_embed": model.gen_embed, "gen_aligner": model.gen_aligner,
+            "gen_head": model.gen_head}
+
+
+def set_trainable(model: JanusModel, groups: tuple[str, ...]) -> list[nn.Parameter]:
+    """Freeze everything, then unfreeze ``groups``; returns the trainable parameters (deduplicated)."""
+    model.requires_grad_(False)
+    mods = param_groups(model)
+    for g in groups:
+        mods[g].requires_grad_(True)
+    seen: set[int] = set()
+    params = []
+    for p in model.parameters():
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            params.append(p)
+    return params
+
+
+class _Checkpointed(nn.Module):
+    """Runs a decoder layer under activation checkpointing (applied from outside the model)."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            return self.layer(*args)
+        return torch.utils.checkpoint.checkpoint(self.layer, *args, use_reentrant=False)
+
+
+def apply_activation_checkpointing(model: JanusModel) -> None:
+    layers = model.llm.layers
+    for i in range(len(layers)):
+        if not isinstance(layers[i], _Checkpointed):
+            layers[i] = _Checkpointed(layers[i])
+
+
+def split_counts(total: int, ratio: list[float]) -> list[int]:
+    """Largest-remainder split of ``total`` samples by ``ratio`` (deterministic)."""
+    s = sum(ratio)
+    raw = [total * r / s for r in ratio]
+    counts = [int(math.floor(x)) for x in raw]
+    order = sorted(range(len(ratio)), key=lambda i: (-(raw[i] - counts[i]), i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+@dataclass
+class StepStats:
+    step: int
+    loss: float
+    text_loss: float
+    image_loss: float
+    lr: float
+    tokens_per_s: float
+    grad_norm: float
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.out = Path(cfg.train.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        self.model, tok_dir = self._build_model()
+        self.tokenizer = JanusTokenizer.from_dir(tok_dir)
+        self.tokenizer_dir = Path(tok_dir)
+        mc = self.model.cfg
+        if self.tokenizer.vocab_size > mc.llm.vocab_size:
+            raise DataError(f"tokenizer has {self.tokenizer.vocab_size} tokens, the model {mc.llm.vocab_size}")
+        self.builder = SampleBuilder(self.tokenizer, mc.chat_template, mc.vision.image_size, mc.vision.num_tokens,
+                                     mc.vision.image_mean, mc.vision.image_std, cfg.data.system_prompt)
+        self.params = set_trainable(self.model, cfg.trainable_groups())
+        if cfg.train.activation_checkpointing:
+            apply_activation_checkpointing(self.model)
+        o = cfg.optim
+        self.optim = torch.optim.AdamW(self.params, lr=o.lr, betas=(o.betas[0], o.betas[1]),
+                                       weight_decay=o.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.optim, lambda s: min(1.0, (s + 1) / o.warmup_steps) if o.warmup_steps > 0 else 1.0)
+        self.records: dict[str, list[dict]] = {}
+        self.roots: dict[str, Path] = {}
+        for task, ratio in zip(TASKS, cfg.data.ratio, strict=True):
+            path = getattr(cfg.data, task)
+            if ratio > 0:
+                self.records[task] = read_jsonl(path)
+                self.roots[task] = Path(path).parent
+        self.codes = self._t2i_codes() if "t2i" in self.records else None
+        self.rng = np.random.default_rng(cfg.train.seed)
+        self.step = 0
+        self.log_path = self.out / "log.jsonl"
+        self._maybe_resume()
+
+    # ------------------------------------------------------------------ setup
+    def _build_model(self) -> tuple[JanusModel, str]:
+        init = self.cfg.model.init
+        if init in PRESETS and not Path(init).exists():
+            model = JanusModel(preset(init))
+            model.init_weights_()
+            tok = self.cfg.model.tokenizer
+            if not tok:
+                raise DataError("a model built from a preset needs model.tokenizer (a folder with tokenizer.json)")
+        else:
+            model = load_model(init, dtype="fp32")
+            tok = self.cfg.model.tokenizer or str(model.source_path)  # type: ignore[attr-defined]
+        return model.to(self.device).train(), tok
+
+    def _t2i_codes(self) -> np.ndarray:
+        """VQ codes of every text-to-image record, computed once and cached beside the data."""
+        rows = self.records["t2i"]
+        vq = self.model.vq
+        h = hashlib.sha256()
+        for p in vq.state_dict().values():
+            h.update(p.detach().cpu().float().numpy().tobytes()[:4096])
+        h.update(str(len(rows)).encode())
+        cache = Path(self.cfg.data.t2i).with_suffix(f".codes-{h.hexdigest()[:12]}.npy")
+        if cache.is_file():
+            codes = np.load(cache)
+            if codes.shape[0] == len(rows):
+                return codes
+        vq.eval()
+        size = self.model.cfg.vq.image_size
+        chunks = []
+        for i in range(0, len(rows), 256):
+            imgs = load_generation_images(rows[i:i + 256], self.roots["t2i"], size).to(self.device)
+            chunks.append(encode_codes(vq, imgs))
+        codes = np.concatenate(chunks)
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, codes)
+        os.replace(tmp, cache)
+        return codes
+
+    # ------------------------------------------------------------------ data
+    def step_samples(self) -> list[Sample]:
+        """The samples of one optimiser step, in the stage's ratio (drawn from the saved generator)."""
+        counts = split_counts(self.cfg.train.batch_size, self.cfg.data.ratio)
+        out: list[Sample] = []
+        for task, n in zip(TASKS, counts, strict=True):
+            if n == 0:
+                continue
+            rows = self.records[task]
+            for i in self.rng.integers(0, len(rows), size=n).tolist():
+                r = rows[i]
+                if task == "und":
+                    out.append(self.builder.und(r, self.roots[task]))
+                elif task == "text":
+                    out.append(self.builder.text(r["text"], self.cfg.data.pack_length))
+                else:
+                    assert self.codes is not None
+                    drop = bool(self.rng.random() < self.cfg.data.prompt_dropout)
+                    out.append(self.builder.t2i(r["prompt"], self.codes[i].tolist(), drop))
+        return out
+
+    # ------------------------------------------------------------------ loop
+    def train_step(self) -> StepStats:
+        t0 = time.perf_counter()
+        self.model.train()
+        samples = self.step_samples()
+        n_targets = sum(sum(1 for k in s.target_kind if k) for s in samples)
+        accum = self.cfg.train.grad_accum
+        chunks = [samples[i::accum] for i in range(accum)]
+        mc = self.model.cfg
+        shape = (3, mc.vision.image_size, mc.vision.image_size)
+        t_sum = i_sum = 0.0
+        t_cnt = i_cnt = 0
+        tokens = 0
+        self.optim.zero_grad(set_to_none=True)
+        use_bf16 = self.cfg.train.dtype == "bf16" and self.device.type == "cuda"
+        for chunk in chunks:
+            if not chunk:
+                continue
+            batch = pack(chunk, self.cfg.data.pack_length, self.tokenizer.pad_id, shape).to(self.device)
+            tokens += int((batch.segments >= 0).sum())
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                parts = packed_loss(self.model, batch, self.tokenizer.image_id, max(1, n_targets))
+            parts.total.backward()
+            t_sum += parts.text_sum
+            i_sum += parts.image_sum
+            t_cnt += parts.text_count
+            i_cnt += parts.image_count
+        loss = (t_sum + i_sum) / max(1, n_targets)
+        if not math.isfinite(loss):
+            raise TrainingError(f"loss is {loss} at step {self.step + 1} (text {t_sum}, image {i_sum}); "
+                                f"lower optim.lr or check the data; the last good checkpoint is in {self.out}")
+        gn = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip or float("inf"))
+        if not torch.isfinite(gn):
+            raise TrainingError(f"gradient norm is {float(gn)} at step {self.step + 1}; lower optim.lr")
+        lr = self.sched.get_last_lr()[0]
+        self.optim.step()
+        self.sched.step()
+        self.step += 1
+        dt = time.perf_counter() - t0
+        return StepStats(self.step, loss, t_sum / t_cnt if t_cnt else float("nan"),
+                         i_sum / i_cnt if i_cnt else float("nan"), lr, tokens / dt, float(gn))
+
+    def run(self) -> list[StepStats]:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg.train
+        stats: list[StepStats] = []
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.cfg.stage.name}", unit="step",
+                   disable=not cfg.progress)
+        with open(self.log_path, "a") as log:
+            while self.step < cfg.steps:
+                s = self.train_step()
+                stats.append(s)
+                log.write(json.dumps(s.__dict__) + "\n")
+                log.flush()
+                bar.update(1)
+                if cfg.log_every and s.step % cfg.log_every == 0:
+                    bar.set_postfix(loss=f"{s.loss:.4f}", text=f"{s.text_loss:.3f}", image=f"{s.image_loss:.3f}",
+                                    tok_s=f"{s.tokens_per_s:.0f}")
+                if cfg.save_every and s.step % cfg.save_every == 0 and s.step < cfg.steps:
+                    self.save_checkpoint()
+        bar.close()
+        self.save_checkpoint()
+        self.save_model(self.out / "model")
+        return stats
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self) -> dict[str, Any]:
+        model_sd = {k: v for k, v in self._model_state().items()}
+        return {"step": self.step, "model": model_sd, "optim": self.optim.state_dict(),
+                "sched": self.sched.state_dict(), "rng": json.dumps(self.rng.bit_generator.state),
+                "torch_rng": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict())}
+
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        sd = self.model.state_dict()
+        return {k.replace(".layer.", "."): v for k, v in sd.items()}  # drop checkpoint wrappers
+
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoint.pt`` atomically: a killed write leaves the previous checkpoint intact."""
+        path = self.out / CHECKPOINT
+        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=CHECKPOINT, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(self._state(), tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+    def _maybe_resume(self) -> None:
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            return
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = self._load_model_state(state["model"])
+        if missing:
+            raise TrainingError(f"{path} does not match the model: missing {missing[:5]}")
+        self.optim.load_state_dict(state["optim"])
+        self.sched.load_state_dict(state["sched"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+
+    def _load_model_state(self, sd: dict[str, torch.Tensor]) -> list[str]:
+        own = self.model.state_dict()
+        mapped = {}
+        for k in own:
+            plain = k.replace(".layer.", ".")
+            if plain in sd:
+                mapped[k] = sd[plain]
+        missing = [k for k in own if k not in mapped]
+        self.model.load_state_dict(mapped, strict=False)
+        return missing
+
+    def save_model(self, folder: Path) -> Path:
+        """The trained model as a model folder (our layout) with the tokenizer files."""
+        clean = JanusModel(self.model.cfg)
+        clean.load_state_dict(self._model_state())
+        return save_model(clean, folder, tokenizer_dir=self.tokenizer_dir)
+
+
+def train(cfg: RunConfig) -> list[StepStats]:
+    """Run (or resume) the training described by ``cfg``."""
+    return Trainer(cfg).run()

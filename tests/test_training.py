@@ -1,0 +1,163 @@
+"""Training: stage configs, packing equivalence, frozen sets, exact resume, atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import make_tiny_checkpoint
+from januspro.shapes.datasets import write_task
+from januspro.training import RunConfigError, Trainer, load_run_config
+from januspro.training.packing import pack, packed_loss
+from januspro.training.trainer import param_groups
+
+pytest.importorskip("yaml")
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    ckpt = make_tiny_checkpoint(root / "model")
+    for task in ("und", "t2i", "text"):
+        write_task(task, root / task, 12, seed=1, resolution=32)
+    return root, ckpt
+
+
+def _overrides(root: Path, ckpt: Path, out: Path, steps: int = 3, extra: tuple[str, ...] = ()) -> list[str]:
+    return [f"model.init={ckpt}", f"data.und={root / 'und' / 'und.jsonl'}", f"data.t2i={root / 't2i' / 't2i.jsonl'}",
+            f"data.text={root / 'text' / 'text.jsonl'}", "data.pack_length=512", f"train.steps={steps}",
+            "train.batch_size=4", f"train.out={out}", "train.device=cpu", "train.dtype=fp32", "train.progress=false",
+            "train.save_every=0", "optim.warmup_steps=2", *extra]
+
+
+def test_every_shipped_yaml_parses():
+    files = sorted(CONFIGS.glob("*.yaml"))
+    assert files
+    for f in files:
+        cfg = load_run_config(f)
+        assert cfg.optim.betas == [0.9, 0.95] and cfg.optim.grad_clip == 1.0
+    ratios = {f.stem: load_run_config(f).data.ratio for f in files if f.stem.startswith("stage")}
+    assert ratios == {"stage1": [1, 0, 3], "stage2": [2, 3, 5], "stage3": [5, 1, 4]}
+
+
+def test_unknown_keys_and_bad_values(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lr: 1e-3\n  momentum: 0.9\n")
+    with pytest.raises(RunConfigError, match="unknown key optim.'momentum'"):
+        load_run_config(bad)
+    with pytest.raises(RunConfigError, match="unknown key"):
+        load_run_config(None, ["train.stepz=3", "data.und=x"])
+    with pytest.raises(RunConfigError, match="names no file"):
+        load_run_config(None, ["data.t2i=", "data.und="])
+    with pytest.raises(RunConfigError, match="must be a number"):
+        load_run_config(CONFIGS / "stage1.yaml", ["optim.lr=fast"])
+    cfg = load_run_config(CONFIGS / "stage1.yaml", ["optim.lr=5e-4", "data.ratio=[1,1,1]", "data.text=t.jsonl"])
+    assert cfg.optim.lr == 5e-4 and cfg.data.ratio == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3"])
+def test_three_step_smoke_run_of_every_stage(stage, tiny_setup, tmp_path):
+    root, ckpt = tiny_setup
+    cfg = load_run_config(CONFIGS / f"{stage}.yaml", _overrides(root, ckpt, tmp_path / stage))
+    trainer = Trainer(cfg)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    stats = trainer.run()
+    assert len(stats) == 3 and all(torch.isfinite(torch.tensor(s.loss)) for s in stats)
+    after = trainer.model.state_dict()
+    groups = param_groups(trainer.model)
+    trainable = set(cfg.trainable_groups())
+    for name, module in groups.items():
+        prefix = {"lm_head": "lm_head."}.get(name, name + ".")
+        keys = [k for k in before if k.startswith(prefix)]
+        changed = any(not torch.equal(before[k], after[k]) for k in keys)
+        if name in trainable:
+            assert changed, f"{stage}: {name} should have trained"
+        elif name != "llm" or "lm_head" not in trainable:  # a tied lm_head would move llm.embed_tokens
+            assert not changed, f"{stage}: {name} should be frozen"
+        del module
+    assert (tmp_path / stage / "model" / "config.json").is_file()
+    assert len((tmp_path / stage / "log.jsonl").read_text().splitlines()) == 3
+
+
+def test_packed_loss_equals_sum_of_samples_alone(tiny_setup, tmp_path):
+    root, ckpt = tiny_setup
+    cfg = load_run_config(None, _overrides(root, ckpt, tmp_path / "p", extra=("data.ratio=[1,1,1]",)))
+    tr = Trainer(cfg)
+    tr.model.eval()
+    samples = tr.step_samples() + tr.step_samples()
+    assert {s.kind for s in samples} == {"und", "text", "t2i"}
+    shape = (3, 32, 32)
+    with torch.no_grad():
+        packed = pack(samples, 1024, tr.tokenizer.pad_id, shape)
+        assert packed.ids.shape[0] < len(samples)  # several samples really share rows
+        total = packed_loss(tr.model, packed, tr.tokenizer.image_id, 1.0)
+        alone = sum(packed_loss(tr.model, pack([s], 1024, tr.tokenizer.pad_id, shape), tr.tokenizer.image_id,
+                                1.0).total for s in samples)
+    assert total.text_count + total.image_count == sum(sum(1 for k in s.target_kind if k) for s in samples)
+    torch.testing.assert_close(total.total, alone, rtol=1e-5, atol=1e-4)
+
+
+def test_exact_resume(tiny_setup, tmp_path):
+    root, ckpt = tiny_setup
+    ov = _overrides(root, ckpt, tmp_path / "full", steps=6, extra=("data.ratio=[1,1,2]",))
+    full = [s.loss for s in Trainer(load_run_config(CONFIGS / "stage2.yaml", ov)).run()]
+    # interrupted run: 3 steps, checkpoint, then a new process-equivalent trainer resumes to 6
+    ov_a = _overrides(root, ckpt, tmp_path / "resumed", steps=3, extra=("data.ratio=[1,1,2]",))
+    first = [s.loss for s in Trainer(load_run_config(CONFIGS / "stage2.yaml", ov_a)).run()]
+    ov_b = _overrides(root, ckpt, tmp_path / "resumed", steps=6, extra=("data.ratio=[1,1,2]",))
+    second = [s.loss for s in Trainer(load_run_config(CONFIGS / "stage2.yaml", ov_b)).run()]
+    assert first + second == full  # to the last digit
+
+
+def test_atomic_checkpoint(tiny_setup, tmp_path, monkeypatch):
+    root, ckpt = tiny_setup
+    cfg = load_run_config(CONFIGS / "stage1.yaml", _overrides(root, ckpt, tmp_path / "a", steps=2))
+    tr = Trainer(cfg)
+    tr.run()
+    good = (tmp_path / "a" / "checkpoint.pt").read_bytes()
+
+    def boom(obj, f, *a, **k):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        tr.save_checkpoint()
+    monkeypatch.undo()
+    assert (tmp_path / "a" / "checkpoint.pt").read_bytes() == good
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.endswith(".tmp")]
+    resumed = Trainer(load_run_config(CONFIGS / "stage1.yaml", _overrides(root, ckpt, tmp_path / "a", steps=2)))
+    assert resumed.step == 2
+
+
+def test_nan_guard(tiny_setup, tmp_path):
+    from januspro.training import TrainingError
+
+    root, ckpt = tiny_setup
+    tr = Trainer(load_run_config(CONFIGS / "stage1.yaml", _overrides(root, ckpt, tmp_path / "n")))
+    with torch.no_grad():
+        tr.model.gen_head.vision_head.weight.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="loss is nan"):
+        tr.train_step()
+
+
+def test_log_is_json(tiny_setup, tmp_path):
+    root, ckpt = tiny_setup
+    Trainer(load_run_config(CONFIGS / "stage3.yaml", _overrides(root, ckpt, tmp_path / "l", steps=1))).run()
+    row = json.loads((tmp_path / "l" / "log.jsonl").read_text().splitlines()[0])
+    assert set(row) >= {"step", "loss", "text_loss", "image_loss", "lr", "tokens_per_s", "grad_norm"}
+
+
+def test_cli_train(tiny_setup, tmp_path, capsys):
+    from januspro.cli import main
+
+    root, ckpt = tiny_setup
+    argv = ["train", str(CONFIGS / "stage1.yaml"), *_overrides(root, ckpt, tmp_path / "cli", steps=2)]
+    assert main(argv) == 0
+    assert "step 2: loss" in capsys.readouterr().out
+    assert main(["train", str(CONFIGS / "stage1.yaml"), "optim.lr=-1"]) == 2
+    assert "lr > 0" in capsys.readouterr().err
