@@ -161,3 +161,24 @@ def test_cli_train(tiny_setup, tmp_path, capsys):
     assert "step 2: loss" in capsys.readouterr().out
     assert main(["train", str(CONFIGS / "stage1.yaml"), "optim.lr=-1"]) == 2
     assert "lr > 0" in capsys.readouterr().err
+
+
+def test_vq_component_stage(tiny_setup, tmp_path):
+    root, _ = tiny_setup
+    ov = [f"data.t2i={root / 't2i' / 't2i.jsonl'}", "model.init=tiny", "train.steps=4", "train.batch_size=4",
+          f"train.out={tmp_path / 'vq'}", "train.progress=false", "train.eval_every=2", "stage.vq_restart_every=2",
+          "stage.eval_items=2", "optim.warmup_steps=0"]
+    cfg = load_run_config(CONFIGS / "vq_shapes.yaml", ov)
+    from januspro.training.trainer import make_trainer
+
+    tr = make_trainer(cfg)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    stats = tr.run()
+    assert len(stats) == 4 and stats[1].restarted >= 0 and stats[-1].codes_used >= 1
+    after = tr.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("vq."))
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("vq."))
+    rows = [json.loads(x) for x in (tmp_path / "vq" / "log.jsonl").read_text().splitlines()]
+    evals = [r["eval"] for r in rows if "eval" in r]
+    assert evals and 0.0 <= evals[-1]["vq_exact"] <= 1.0
+    assert (tmp_path / "vq" / "model" / "config.json").is_file()

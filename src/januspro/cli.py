@@ -147,8 +147,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     stats = train(cfg)
     if stats:
         s = stats[-1]
-        print(f"step {s.step}: loss {s.loss:.4f} (text {s.text_loss:.4f}, image {s.image_loss:.4f}); "
-              f"model written to {cfg.train.out}/model")
+        detail = ", ".join(f"{k} {v:.4g}" for k, v in s.parts.items())
+        print(f"step {s.step}: loss {s.loss:.4f} ({detail}); model written to {cfg.train.out}/model")
     else:
         print(f"nothing to do: {cfg.train.out} is already at step {cfg.train.steps}")
     return 0

@@ -244,10 +244,20 @@ def preset(name: str) -> JanusConfig:
             vq=VQConfig(image_size=32, codebook_size=64, codebook_dim=8, base_channels=32, channel_mult=(1, 2),
                         num_res_blocks=1, z_channels=32, norm_groups=8),
         )
+    if name == "shapes":
+        # The shipped shapes-world model: 64x64 images, 8x8 = 64 image codes, a 512-entry codebook.
+        # The VQ part is fixed (its weights are trained first); the trunk sizes may still be tuned.
+        return JanusConfig(
+            llm=LLMConfig(vocab_size=512, hidden_size=256, intermediate_size=704, num_layers=6, num_heads=8,
+                          max_position_embeddings=1024),
+            vision=VisionConfig(image_size=64, patch_size=8, hidden_size=192, num_layers=4, num_heads=4),
+            vq=VQConfig(image_size=64, codebook_size=512, codebook_dim=8, base_channels=16,
+                        channel_mult=(1, 2, 4, 4), num_res_blocks=1, z_channels=64, norm_groups=8),
+        )
     raise ConfigError(f"unknown preset {name!r}; choose one of {PRESETS}")
 
 
-PRESETS = ("janus-pro-1b", "janus-pro-7b", "janus-1.3b", "tiny")
+PRESETS = ("janus-pro-1b", "janus-pro-7b", "janus-1.3b", "tiny", "shapes")
 
 # --------------------------------------------------------------------------- official multi_modality schema
 # LlamaConfig's defaults, used for fields the official language_config leaves out (as transformers fills them).

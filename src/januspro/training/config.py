@@ -18,6 +18,9 @@ STAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "stage1": ("aligner", "gen_embed", "gen_aligner", "gen_head"),
     "stage2": ("llm", "lm_head", "aligner", "gen_embed", "gen_aligner", "gen_head"),
     "stage3": ("llm", "lm_head", "vision", "aligner", "gen_embed", "gen_aligner", "gen_head"),
+    # components trained from scratch for a new model
+    "vq": ("vq",),
+    "text": ("llm", "lm_head"),
 }
 
 
@@ -44,8 +47,10 @@ class DataSection:
 
 @dataclass
 class StageSection:
-    name: str = "stage1"
+    name: str = "stage1"  # stage1 | stage2 | stage3 | vq | text, or any name with stage.trainable
     trainable: list[str] = field(default_factory=list)  # empty: the stage's default groups
+    vq_restart_every: int = 100  # vq stage: re-seed codes unused for this many steps (0: never)
+    eval_items: int = 200  # vq stage: validation images for the detector check
 
 
 @dataclass
@@ -66,6 +71,7 @@ class TrainSection:
     out: str = "runs/train"
     save_every: int = 0  # 0: only at the end
     log_every: int = 10
+    eval_every: int = 0  # 0: no periodic evaluation
     device: str = "cpu"
     dtype: str = "fp32"  # bf16 autocast on GPU; fp32 on CPU
     activation_checkpointing: bool = False
@@ -91,10 +97,13 @@ class RunConfig:
 
     def validate(self) -> None:
         d, o, t = self.data, self.optim, self.train
-        if len(d.ratio) != 3 or any(r < 0 for r in d.ratio) or sum(d.ratio) <= 0:
+        if self.stage.name == "vq":
+            if not d.t2i:
+                raise RunConfigError("the vq stage reads its images from data.t2i")
+        elif len(d.ratio) != 3 or any(r < 0 for r in d.ratio) or sum(d.ratio) <= 0:
             raise RunConfigError("data.ratio needs three non-negative numbers (und, text, t2i), not all zero")
         for name, r in zip(("und", "text", "t2i"), d.ratio, strict=True):
-            if r > 0 and not getattr(d, name):
+            if self.stage.name != "vq" and r > 0 and not getattr(d, name):
                 raise RunConfigError(f"data.ratio gives {name} a share but data.{name} names no file")
         if not 0 <= d.prompt_dropout <= 1:
             raise RunConfigError("data.prompt_dropout must be in [0, 1]")

@@ -89,11 +89,18 @@ def split_counts(total: int, ratio: list[float]) -> list[int]:
 class StepStats:
     step: int
     loss: float
-    text_loss: float
-    image_loss: float
     lr: float
-    tokens_per_s: float
     grad_norm: float
+    parts: dict[str, float]  # stage-specific numbers (per-task losses, throughput, ...)
+
+    def row(self) -> dict[str, float]:
+        return {"step": self.step, "loss": self.loss, "lr": self.lr, "grad_norm": self.grad_norm, **self.parts}
+
+    def __getattr__(self, name: str) -> float:
+        parts = self.__dict__.get("parts", {})
+        if name in parts:
+            return parts[name]
+        raise AttributeError(name)
 
 
 class Trainer:
@@ -104,14 +111,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.device = torch.device(cfg.train.device)
         torch.manual_seed(cfg.train.seed)
-        self.model, tok_dir = self._build_model()
-        self.tokenizer = JanusTokenizer.from_dir(tok_dir)
-        self.tokenizer_dir = Path(tok_dir)
-        mc = self.model.cfg
-        if self.tokenizer.vocab_size > mc.llm.vocab_size:
-            raise DataError(f"tokenizer has {self.tokenizer.vocab_size} tokens, the model {mc.llm.vocab_size}")
-        self.builder = SampleBuilder(self.tokenizer, mc.chat_template, mc.vision.image_size, mc.vision.num_tokens,
-                                     mc.vision.image_mean, mc.vision.image_std, cfg.data.system_prompt)
+        self.model, self.tokenizer_dir = self._build_model()
+        self.setup_data()
         self.params = set_trainable(self.model, cfg.trainable_groups())
         if cfg.train.activation_checkpointing:
             apply_activation_checkpointing(self.model)
@@ -120,6 +121,23 @@ class Trainer:
                                        weight_decay=o.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.optim, lambda s: min(1.0, (s + 1) / o.warmup_steps) if o.warmup_steps > 0 else 1.0)
+        self.rng = np.random.default_rng(cfg.train.seed)
+        self.step = 0
+        self.log_path = self.out / "log.jsonl"
+        self._maybe_resume()
+
+    # ------------------------------------------------------------------ setup
+    def setup_data(self) -> None:
+        """Tokenizer, sample builder, the task records and the cached VQ codes of the generation data."""
+        cfg = self.cfg
+        if self.tokenizer_dir is None:
+            raise DataError("this stage needs a tokenizer: set model.tokenizer")
+        self.tokenizer = JanusTokenizer.from_dir(self.tokenizer_dir)
+        mc = self.model.cfg
+        if self.tokenizer.vocab_size > mc.llm.vocab_size:
+            raise DataError(f"tokenizer has {self.tokenizer.vocab_size} tokens, the model {mc.llm.vocab_size}")
+        self.builder = SampleBuilder(self.tokenizer, mc.chat_template, mc.vision.image_size, mc.vision.num_tokens,
+                                     mc.vision.image_mean, mc.vision.image_std, cfg.data.system_prompt)
         self.records: dict[str, list[dict]] = {}
         self.roots: dict[str, Path] = {}
         for task, ratio in zip(TASKS, cfg.data.ratio, strict=True):
@@ -128,24 +146,17 @@ class Trainer:
                 self.records[task] = read_jsonl(path)
                 self.roots[task] = Path(path).parent
         self.codes = self._t2i_codes() if "t2i" in self.records else None
-        self.rng = np.random.default_rng(cfg.train.seed)
-        self.step = 0
-        self.log_path = self.out / "log.jsonl"
-        self._maybe_resume()
 
-    # ------------------------------------------------------------------ setup
-    def _build_model(self) -> tuple[JanusModel, str]:
+    def _build_model(self) -> tuple[JanusModel, Path | None]:
         init = self.cfg.model.init
         if init in PRESETS and not Path(init).exists():
             model = JanusModel(preset(init))
             model.init_weights_()
-            tok = self.cfg.model.tokenizer
-            if not tok:
-                raise DataError("a model built from a preset needs model.tokenizer (a folder with tokenizer.json)")
+            tok = self.cfg.model.tokenizer or None
         else:
             model = load_model(init, dtype="fp32")
             tok = self.cfg.model.tokenizer or str(model.source_path)  # type: ignore[attr-defined]
-        return model.to(self.device).train(), tok
+        return model.to(self.device).train(), Path(tok) if tok else None
 
     def _t2i_codes(self) -> np.ndarray:
         """VQ codes of every text-to-image record, computed once and cached beside the data."""
@@ -232,8 +243,9 @@ class Trainer:
         self.sched.step()
         self.step += 1
         dt = time.perf_counter() - t0
-        return StepStats(self.step, loss, t_sum / t_cnt if t_cnt else float("nan"),
-                         i_sum / i_cnt if i_cnt else float("nan"), lr, tokens / dt, float(gn))
+        return StepStats(self.step, loss, lr, float(gn), {
+            "text_loss": t_sum / t_cnt if t_cnt else float("nan"),
+            "image_loss": i_sum / i_cnt if i_cnt else float("nan"), "tokens_per_s": tokens / dt})
 
     def run(self) -> list[StepStats]:
         from tqdm.auto import tqdm
@@ -246,18 +258,32 @@ class Trainer:
             while self.step < cfg.steps:
                 s = self.train_step()
                 stats.append(s)
-                log.write(json.dumps(s.__dict__) + "\n")
+                log.write(json.dumps(s.row()) + "\n")
                 log.flush()
                 bar.update(1)
                 if cfg.log_every and s.step % cfg.log_every == 0:
-                    bar.set_postfix(loss=f"{s.loss:.4f}", text=f"{s.text_loss:.3f}", image=f"{s.image_loss:.3f}",
-                                    tok_s=f"{s.tokens_per_s:.0f}")
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in s.row().items() if k not in ("step", "lr")})
+                if cfg.eval_every and s.step % cfg.eval_every == 0:
+                    ev = self.evaluate()
+                    if ev:
+                        log.write(json.dumps({"step": s.step, "eval": ev}) + "\n")
+                        log.flush()
+                        bar.write(f"step {s.step} eval: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.items()))
                 if cfg.save_every and s.step % cfg.save_every == 0 and s.step < cfg.steps:
                     self.save_checkpoint()
         bar.close()
         self.save_checkpoint()
         self.save_model(self.out / "model")
+        if cfg.eval_every:
+            ev = self.evaluate()
+            if ev:
+                with open(self.log_path, "a") as log:
+                    log.write(json.dumps({"step": self.step, "eval": ev, "final": True}) + "\n")
         return stats
+
+    def evaluate(self) -> dict[str, float]:
+        """Periodic evaluation hook (``train.eval_every``); stages override it."""
+        return {}
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
@@ -315,6 +341,15 @@ class Trainer:
         return save_model(clean, folder, tokenizer_dir=self.tokenizer_dir)
 
 
+def make_trainer(cfg: RunConfig) -> Trainer:
+    """The trainer for a config's stage: the unified trainer, or a component trainer (``vq``)."""
+    if cfg.stage.name == "vq":
+        from .components import VQTrainer
+
+        return VQTrainer(cfg)
+    return Trainer(cfg)
+
+
 def train(cfg: RunConfig) -> list[StepStats]:
     """Run (or resume) the training described by ``cfg``."""
-    return Trainer(cfg).run()
+    return make_trainer(cfg).run()

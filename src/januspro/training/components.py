@@ -1,0 +1,115 @@
+"""Component training for models trained from scratch: the VQ tokenizer.
+
+Same loop, checkpoints, resume, logs and config as the unified trainer (``stage.name: vq``); only the step
+differs: reconstruction (L1 + L2) + codebook + commitment losses on the l2-normalised codebook, and codes
+unused for ``stage.vq_restart_every`` steps re-seeded from encoder outputs of the current batch (dead-code
+restart). The periodic evaluation decodes held-out images and checks them with the exact shapes detector.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import RunConfig
+from .data import read_jsonl
+from .trainer import StepStats, Trainer
+
+
+class VQTrainer(Trainer):
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+
+    def setup_data(self) -> None:
+        from pathlib import Path
+
+        from ..processing.image import load_image, preprocess_generation
+
+        rows = read_jsonl(self.cfg.data.t2i)
+        root = Path(self.cfg.data.t2i).parent
+        size = self.model.cfg.vq.image_size
+        n_eval = min(self.cfg.stage.eval_items, max(1, len(rows) // 10))
+        imgs = [preprocess_generation(load_image(root / r["image"]), size) for r in rows]
+        # keep images as uint8 to hold many in memory; [-1, 1] floats are made per batch
+        stacked = torch.stack(imgs)  # [N, 3, S, S]
+        self.images = ((stacked + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        self.eval_images = self.images[:n_eval]
+        self.train_images = self.images[n_eval:] if len(rows) > n_eval else self.images
+        self.usage = torch.zeros(self.model.cfg.vq.codebook_size, dtype=torch.long)
+
+    def _batch(self) -> torch.Tensor:
+        idx = self.rng.integers(0, len(self.train_images), size=self.cfg.train.batch_size)
+        x = self.train_images[torch.from_numpy(idx)].float() / 127.5 - 1.0
+        return x.to(self.device)
+
+    def train_step(self) -> StepStats:
+        t0 = time.perf_counter()
+        vq = self.model.vq
+        vq.train()
+        x = self._batch()
+        self.optim.zero_grad(set_to_none=True)
+        z = vq.quant_conv(vq.encoder(x))  # [B, C, h, w]
+        q = vq.quantize(z)
+        rec = vq.decode_latents(q.z_q)
+        rec_loss = (rec - x).abs().mean() + F.mse_loss(rec, x)
+        loss = rec_loss + q.codebook_loss + q.commit_loss
+        if not torch.isfinite(loss):
+            from .trainer import TrainingError
+
+            raise TrainingError(f"VQ loss is {float(loss)} at step {self.step + 1}; lower optim.lr")
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip or float("inf"))
+        lr = self.sched.get_last_lr()[0]
+        self.optim.step()
+        self.sched.step()
+        self.step += 1
+        self.usage += torch.bincount(q.codes.flatten().cpu(), minlength=self.usage.numel())
+        used = int((self.usage > 0).sum())  # distinct codes since the last restart window began
+        restarted = 0
+        every = self.cfg.stage.vq_restart_every
+        if every and self.step % every == 0:
+            restarted = self._restart_dead_codes(z.detach())
+            self.usage.zero_()
+        dt = time.perf_counter() - t0
+        return StepStats(self.step, float(loss.detach()), lr, float(gn), {
+            "rec_loss": float(rec_loss.detach()), "codebook_loss": float(q.codebook_loss.detach()),
+            "commit_loss": float(q.commit_loss.detach()), "codes_used": used, "restarted": restarted,
+            "images_per_s": x.shape[0] / dt})
+
+    @torch.no_grad()
+    def _restart_dead_codes(self, z: torch.Tensor) -> int:
+        dead = (self.usage == 0).nonzero().flatten()
+        if dead.numel() == 0:
+            return 0
+        zf = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # [B*h*w, C]
+        if self.model.cfg.vq.l2_norm:
+            zf = F.normalize(zf, dim=-1)
+        pick = torch.from_numpy(self.rng.integers(0, zf.shape[0], size=dead.numel())).to(zf.device)
+        self.model.vq.quantize.embedding.weight[dead.to(zf.device)] = zf[pick]
+        return int(dead.numel())
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Share of held-out images whose reconstruction the shapes detector reads exactly as the original,
+        and the reconstruction error."""
+        from ..processing.image import to_pil
+        from ..shapes.detect import detect
+
+        vq = self.model.vq
+        vq.eval()
+        x = self.eval_images.float().to(self.device) / 127.5 - 1.0
+        recs = []
+        for i in range(0, len(x), 64):
+            recs.append(vq(x[i:i + 64])[0])
+        rec = torch.cat(recs)
+        exact = 0
+        for orig, r in zip(to_pil(x), to_pil(rec), strict=True):
+            a = sorted((d.shape, d.color, d.size) for d in detect(orig))
+            b = sorted((d.shape, d.color, d.size) for d in detect(r))
+            exact += a == b
+        vq.train()
+        return {"vq_exact": exact / len(x), "rec_l1": float((rec - x).abs().mean()),
+                "codes_used": float(np.count_nonzero(self.usage.numpy()))}
