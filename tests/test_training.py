@@ -182,3 +182,17 @@ def test_vq_component_stage(tiny_setup, tmp_path):
     evals = [r["eval"] for r in rows if "eval" in r]
     assert evals and 0.0 <= evals[-1]["vq_exact"] <= 1.0
     assert (tmp_path / "vq" / "model" / "config.json").is_file()
+
+
+def test_vq_weights_round_trip(tmp_path):
+    from januspro.config import preset
+    from januspro.models.janus import JanusModel
+    from januspro.training.data import DataError
+    from januspro.training.trainer import load_vq_weights, save_vq_weights
+
+    a, b = JanusModel(preset("tiny")), JanusModel(preset("tiny"))
+    save_vq_weights(a, tmp_path / "vq.safetensors")
+    load_vq_weights(b, tmp_path / "vq.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.vq.state_dict().values(), b.vq.state_dict().values(), strict=True))
+    with pytest.raises(DataError, match="does not fit"):
+        load_vq_weights(JanusModel(preset("shapes")), tmp_path / "vq.safetensors")

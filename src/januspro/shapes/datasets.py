@@ -73,6 +73,21 @@ def und_item(seed: int, i: int) -> tuple[list[dict], list[str], Scene]:
     return messages, kinds, scene
 
 
+def _record(task: str, seed: int, i: int, variant: str) -> tuple[dict, Scene | None]:
+    """The JSON fields of item ``i`` (without image path and scene) and the scene to render, if any."""
+    if task == "classname":
+        prompt, scene = classname_item(seed, i)
+        return {"prompt": prompt, "variant": "synthetic"}, scene
+    if task == "t2i":
+        v = variant if variant != "mixed" else ("real" if i % 2 else "synthetic")
+        prompt, scene = t2i_item(seed, i, v)
+        return {"prompt": prompt, "variant": v}, scene
+    if task == "und":
+        messages, kinds, scene = und_item(seed, i)
+        return {"messages": messages, "kinds": kinds}, scene
+    return {"text": text_line(item_rng(seed, i, 4))}, None
+
+
 def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: int = 64,
                variant: str = "synthetic", progress: Callable[[int], None] | None = None) -> Path:
     """Write ``n`` items of ``task`` into folder ``out``; returns the JSONL path."""
@@ -85,38 +100,20 @@ def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: in
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tick = progress or (lambda _k: None)
-    if task in ("t2i", "classname"):
+    if task in ("t2i", "classname", "und", "text"):
         path = out / f"{task}.jsonl"
         with open(path, "w") as f:
             for i in range(n):
-                if task == "classname":
-                    prompt, scene = classname_item(seed, i)
-                    v = "synthetic"
-                else:
-                    v = variant if variant != "mixed" else ("real" if i % 2 else "synthetic")
-                    prompt, scene = t2i_item(seed, i, v)
-                name = f"images/{task}_{i:07d}.png"
-                _save_png(render(scene, resolution), out / name)
-                f.write(json.dumps({"prompt": prompt, "image": name, "variant": v,
-                                    "scene": json.loads(scene.to_json())}) + "\n")
-                tick(i + 1)
-        return path
-    if task == "und":
-        path = out / "und.jsonl"
-        with open(path, "w") as f:
-            for i in range(n):
-                messages, kinds, scene = und_item(seed, i)
-                name = f"images/und_{i:07d}.png"
-                _save_png(render(scene, resolution), out / name)
-                f.write(json.dumps({"messages": messages, "images": [name], "kinds": kinds,
-                                    "scene": json.loads(scene.to_json())}) + "\n")
-                tick(i + 1)
-        return path
-    if task == "text":
-        path = out / "text.jsonl"
-        with open(path, "w") as f:
-            for i in range(n):
-                f.write(json.dumps({"text": text_line(item_rng(seed, i, 4))}) + "\n")
+                row, scene = _record(task, seed, i, variant)
+                if scene is not None:
+                    name = f"images/{task}_{i:07d}.png"
+                    _save_png(render(scene, resolution), out / name)
+                    if task == "und":
+                        row["images"] = [name]
+                    else:
+                        row["image"] = name
+                    row["scene"] = json.loads(scene.to_json())
+                f.write(json.dumps(row) + "\n")
                 tick(i + 1)
         return path
     if task == "geneval":

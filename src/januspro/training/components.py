@@ -79,6 +79,14 @@ class VQTrainer(Trainer):
             "commit_loss": float(q.commit_loss.detach()), "codes_used": used, "restarted": restarted,
             "images_per_s": x.shape[0] / dt})
 
+    def save_model(self, folder):  # type: ignore[override]
+        """The whole model folder, plus the VQ tokenizer alone as ``vq.safetensors`` beside it."""
+        from .trainer import save_vq_weights
+
+        out = super().save_model(folder)
+        save_vq_weights(self.model, out / "vq.safetensors")
+        return out
+
     @torch.no_grad()
     def _restart_dead_codes(self, z: torch.Tensor) -> int:
         dead = (self.usage == 0).nonzero().flatten()

@@ -32,6 +32,7 @@ class RunConfigError(ValueError):
 class ModelSection:
     init: str = "tiny"  # a model folder (any layout), or a preset name to build from scratch
     tokenizer: str = ""  # folder with tokenizer.json (default: the init folder)
+    vq: str = ""  # optional: a trained VQ tokenizer (vq.safetensors) to load into a model built from a preset
 
 
 @dataclass

@@ -152,6 +152,8 @@ class Trainer:
         if init in PRESETS and not Path(init).exists():
             model = JanusModel(preset(init))
             model.init_weights_()
+            if self.cfg.model.vq:
+                load_vq_weights(model, self.cfg.model.vq)
             tok = self.cfg.model.tokenizer or None
         else:
             model = load_model(init, dtype="fp32")
@@ -339,6 +341,33 @@ class Trainer:
         clean = JanusModel(self.model.cfg)
         clean.load_state_dict(self._model_state())
         return save_model(clean, folder, tokenizer_dir=self.tokenizer_dir)
+
+
+def save_vq_weights(model: JanusModel, path: Path) -> Path:
+    """The VQ tokenizer alone, as ``vq.safetensors`` (keys without the ``vq.`` prefix)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.vq.state_dict().items()}, str(path))
+    return path
+
+
+def load_vq_weights(model: JanusModel, path: str | Path) -> None:
+    """Load a ``vq.safetensors`` written by :func:`save_vq_weights` (strict)."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"no VQ weights at {p}")
+    sd = load_file(str(p))
+    own = model.vq.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = sorted(k for k in set(own) & set(sd) if own[k].shape != sd[k].shape)
+    if missing or unexpected or shapes:
+        raise DataError(f"{p} does not fit this model's VQ config: missing {missing[:3]}, unexpected "
+                        f"{unexpected[:3]}, wrong shape {shapes[:3]}")
+    model.vq.load_state_dict(sd)
 
 
 def make_trainer(cfg: RunConfig) -> Trainer:
