@@ -23,6 +23,9 @@ class VQTrainer(Trainer):
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
 
+    def wrap_loss(self) -> torch.nn.Module:
+        return self.model  # the VQ step calls the VQ directly (single process)
+
     def setup_data(self) -> None:
         from pathlib import Path
 

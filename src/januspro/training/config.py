@@ -76,6 +76,7 @@ class TrainSection:
     device: str = "cpu"
     dtype: str = "fp32"  # bf16 autocast on GPU; fp32 on CPU
     activation_checkpointing: bool = False
+    parallel: str = "ddp"  # under torchrun: ddp (any device) or fsdp (FSDP2, GPU); ignored for one process
     progress: bool = True
 
 
@@ -112,6 +113,8 @@ class RunConfig:
             raise RunConfigError("optim: lr > 0, grad_clip >= 0 and two betas are required")
         if t.steps < 1 or t.batch_size < 1 or t.grad_accum < 1 or t.batch_size < t.grad_accum:
             raise RunConfigError("train: steps, batch_size, grad_accum >= 1 and batch_size >= grad_accum")
+        if t.parallel not in ("none", "ddp", "fsdp"):
+            raise RunConfigError("train.parallel must be none, ddp or fsdp")
         if t.dtype not in ("fp32", "bf16"):
             raise RunConfigError("train.dtype must be fp32 or bf16")
         self.trainable_groups()

@@ -23,7 +23,8 @@ from ..models.janus import JanusModel
 from ..processing.tokenizer import JanusTokenizer
 from .config import RunConfig
 from .data import DataError, Sample, SampleBuilder, encode_codes, load_generation_images, read_jsonl
-from .packing import pack, packed_loss
+from .packing import pack
+from .parallel import LossModule, all_reduce_sum, init_distributed, wrap
 
 TASKS = ("und", "text", "t2i")
 CHECKPOINT = "checkpoint.pt"
@@ -110,12 +111,19 @@ class Trainer:
         self.out = Path(cfg.train.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.device = torch.device(cfg.train.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise TrainingError("train.device is cuda but no CUDA device is available; set train.device=cpu")
+        self.dist = init_distributed(self.device.type)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
         torch.manual_seed(cfg.train.seed)
         self.model, self.tokenizer_dir = self._build_model()
         self.setup_data()
         self.params = set_trainable(self.model, cfg.trainable_groups())
         if cfg.train.activation_checkpointing:
             apply_activation_checkpointing(self.model)
+        self.loss_module = self.wrap_loss()
         o = cfg.optim
         self.optim = torch.optim.AdamW(self.params, lr=o.lr, betas=(o.betas[0], o.betas[1]),
                                        weight_decay=o.weight_decay)
@@ -185,55 +193,66 @@ class Trainer:
         os.replace(tmp, cache)
         return codes
 
+    def wrap_loss(self) -> torch.nn.Module:
+        return wrap(LossModule(self.model, self.tokenizer.image_id), self.cfg.train.parallel, self.dist)
+
     # ------------------------------------------------------------------ data
-    def step_samples(self) -> list[Sample]:
-        """The samples of one optimiser step, in the stage's ratio (drawn from the saved generator)."""
+    def step_plan(self) -> list[tuple[str, int, bool]]:
+        """(task, record index, prompt dropped) of every sample of the next step, in the stage's ratio,
+        drawn from the saved generator -- the same on every rank."""
         counts = split_counts(self.cfg.train.batch_size, self.cfg.data.ratio)
-        out: list[Sample] = []
+        plan: list[tuple[str, int, bool]] = []
         for task, n in zip(TASKS, counts, strict=True):
             if n == 0:
                 continue
-            rows = self.records[task]
-            for i in self.rng.integers(0, len(rows), size=n).tolist():
-                r = rows[i]
-                if task == "und":
-                    out.append(self.builder.und(r, self.roots[task]))
-                elif task == "text":
-                    out.append(self.builder.text(r["text"], self.cfg.data.pack_length))
-                else:
-                    assert self.codes is not None
-                    drop = bool(self.rng.random() < self.cfg.data.prompt_dropout)
-                    out.append(self.builder.t2i(r["prompt"], self.codes[i].tolist(), drop))
-        return out
+            for i in self.rng.integers(0, len(self.records[task]), size=n).tolist():
+                drop = task == "t2i" and bool(self.rng.random() < self.cfg.data.prompt_dropout)
+                plan.append((task, i, drop))
+        return plan
+
+    def build(self, task: str, i: int, drop: bool) -> Sample:
+        r = self.records[task][i]
+        if task == "und":
+            return self.builder.und(r, self.roots[task])
+        if task == "text":
+            return self.builder.text(r["text"], self.cfg.data.pack_length)
+        assert self.codes is not None
+        return self.builder.t2i(r["prompt"], self.codes[i].tolist(), drop)
+
+    def step_samples(self) -> list[Sample]:
+        """All samples of the next step (single process)."""
+        return [self.build(*p) for p in self.step_plan()]
 
     # ------------------------------------------------------------------ loop
     def train_step(self) -> StepStats:
         t0 = time.perf_counter()
         self.model.train()
-        samples = self.step_samples()
-        n_targets = sum(sum(1 for k in s.target_kind if k) for s in samples)
+        plan = self.step_plan()
+        d = self.dist
+        samples = [self.build(*p) for p in plan[d.rank::d.world]]  # this rank's share
+        local_targets = sum(sum(1 for k in s.target_kind if k) for s in samples)
+        n_targets = float(all_reduce_sum(torch.tensor([float(local_targets)]), d)[0])
+        # DDP averages gradients over ranks; scale so the result is the global sum / global target count
+        normaliser = max(1.0, n_targets) / d.world
         accum = self.cfg.train.grad_accum
         chunks = [samples[i::accum] for i in range(accum)]
         mc = self.model.cfg
         shape = (3, mc.vision.image_size, mc.vision.image_size)
-        t_sum = i_sum = 0.0
-        t_cnt = i_cnt = 0
-        tokens = 0
+        stats = torch.zeros(5, dtype=torch.float64)  # text sum, text count, image sum, image count, tokens
         self.optim.zero_grad(set_to_none=True)
         use_bf16 = self.cfg.train.dtype == "bf16" and self.device.type == "cuda"
         for chunk in chunks:
             if not chunk:
                 continue
             batch = pack(chunk, self.cfg.data.pack_length, self.tokenizer.pad_id, shape).to(self.device)
-            tokens += int((batch.segments >= 0).sum())
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                parts = packed_loss(self.model, batch, self.tokenizer.image_id, max(1, n_targets))
-            parts.total.backward()
-            t_sum += parts.text_sum
-            i_sum += parts.image_sum
-            t_cnt += parts.text_count
-            i_cnt += parts.image_count
-        loss = (t_sum + i_sum) / max(1, n_targets)
+                total, parts = self.loss_module(batch, normaliser)
+            total.backward()
+            stats[:4] += parts
+            stats[4] += float((batch.segments >= 0).sum())
+        stats = all_reduce_sum(stats, d)
+        t_sum, t_cnt, i_sum, i_cnt, tokens = stats.tolist()
+        loss = (t_sum + i_sum) / max(1.0, n_targets)
         if not math.isfinite(loss):
             raise TrainingError(f"loss is {loss} at step {self.step + 1} (text {t_sum}, image {i_sum}); "
                                 f"lower optim.lr or check the data; the last good checkpoint is in {self.out}")
@@ -254,9 +273,10 @@ class Trainer:
 
         cfg = self.cfg.train
         stats: list[StepStats] = []
+        main = self.dist.main
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.cfg.stage.name}", unit="step",
-                   disable=not cfg.progress)
-        with open(self.log_path, "a") as log:
+                   disable=not (cfg.progress and main))
+        with open(self.log_path if main else os.devnull, "a") as log:
             while self.step < cfg.steps:
                 s = self.train_step()
                 stats.append(s)
@@ -271,9 +291,11 @@ class Trainer:
                         log.write(json.dumps({"step": s.step, "eval": ev}) + "\n")
                         log.flush()
                         bar.write(f"step {s.step} eval: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.items()))
-                if cfg.save_every and s.step % cfg.save_every == 0 and s.step < cfg.steps:
+                if main and cfg.save_every and s.step % cfg.save_every == 0 and s.step < cfg.steps:
                     self.save_checkpoint()
         bar.close()
+        if not main:
+            return stats
         self.save_checkpoint()
         self.save_model(self.out / "model")
         if cfg.eval_every:
