@@ -196,3 +196,37 @@ def test_vq_weights_round_trip(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.vq.state_dict().values(), b.vq.state_dict().values(), strict=True))
     with pytest.raises(DataError, match="does not fit"):
         load_vq_weights(JanusModel(preset("shapes")), tmp_path / "vq.safetensors")
+
+
+def test_lora_train_merge_and_save(tiny_setup, tmp_path):
+    from januspro.checkpoint import load_model
+    from januspro.training.lora import LoRAConfig, LoRALinear, apply_lora, merge_lora
+
+    root, ckpt = tiny_setup
+    # a fresh adapter changes nothing; merging reproduces the adapted outputs
+    base = load_model(ckpt)
+    x = torch.randn(2, 5, base.cfg.llm.hidden_size)
+    ref = base(x)
+    apply_lora(base, LoRAConfig(rank=4, alpha=8.0))
+    assert torch.allclose(base(x), ref)
+    with torch.no_grad():
+        for m in base.modules():
+            if isinstance(m, LoRALinear):
+                m.lora_b.normal_(0, 0.05)
+    adapted = base(x)
+    assert not torch.allclose(adapted, ref)
+    assert merge_lora(base) == 4 * base.cfg.llm.num_layers
+    torch.testing.assert_close(base(x), adapted, rtol=1e-5, atol=1e-5)
+    # a LoRA run: only adapters (and lora.also_train groups) change; the saved model is a plain merged one
+    ov = _overrides(root, ckpt, tmp_path / "lora", steps=2, extra=("lora.rank=4", "lora.also_train=[gen_head]"))
+    tr = Trainer(load_run_config(CONFIGS / "stage2.yaml", ov))
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.run()
+    after = tr.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(".lora_" in k or k.startswith("gen_head.") for k in changed)
+    saved = load_model(tmp_path / "lora" / "model")
+    assert not any("lora" in k for k in saved.state_dict())
+    with torch.no_grad():
+        tr.model.eval()
+        torch.testing.assert_close(saved(x), tr.model(x), rtol=1e-4, atol=1e-4)

@@ -81,14 +81,28 @@ class TrainSection:
 
 
 @dataclass
+class LoRASection:
+    rank: int = 0  # >= 1 turns LoRA on: only the adapters (and lora.also_train groups) train
+    alpha: float = 16.0
+    targets: list[str] = field(default_factory=lambda: ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"])
+    also_train: list[str] = field(default_factory=list)  # parameter groups trained in full beside the adapters
+
+
+@dataclass
 class RunConfig:
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     stage: StageSection = field(default_factory=StageSection)
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
+    lora: LoRASection = field(default_factory=LoRASection)
 
     def trainable_groups(self) -> tuple[str, ...]:
+        if self.lora.rank > 0:
+            bad = [g for g in self.lora.also_train if g not in PARAM_GROUPS]
+            if bad:
+                raise RunConfigError(f"unknown parameter group(s) {bad} in lora.also_train")
+            return tuple(self.lora.also_train)
         groups = tuple(self.stage.trainable) or STAGE_GROUPS.get(self.stage.name, ())
         if not groups:
             raise RunConfigError(f"stage {self.stage.name!r} has no default groups: set stage.trainable")

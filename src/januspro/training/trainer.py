@@ -121,6 +121,10 @@ class Trainer:
         self.model, self.tokenizer_dir = self._build_model()
         self.setup_data()
         self.params = set_trainable(self.model, cfg.trainable_groups())
+        if cfg.lora.rank > 0:
+            from .lora import LoRAConfig, apply_lora
+
+            self.params += apply_lora(self.model, LoRAConfig(cfg.lora.rank, cfg.lora.alpha, list(cfg.lora.targets)))
         if cfg.train.activation_checkpointing:
             apply_activation_checkpointing(self.model)
         self.loss_module = self.wrap_loss()
@@ -359,9 +363,19 @@ class Trainer:
         return missing
 
     def save_model(self, folder: Path) -> Path:
-        """The trained model as a model folder (our layout) with the tokenizer files."""
+        """The trained model as a model folder (our layout) with the tokenizer files; LoRA adapters are
+        merged into the weights first."""
+        state = self._model_state()
+        if self.cfg.lora.rank > 0:
+            import copy
+
+            from .lora import merge_lora
+
+            merged = copy.deepcopy(self.model)
+            merge_lora(merged)
+            state = {k.replace(".layer.", "."): v for k, v in merged.state_dict().items()}
         clean = JanusModel(self.model.cfg)
-        clean.load_state_dict(self._model_state())
+        clean.load_state_dict(state)
         return save_model(clean, folder, tokenizer_dir=self.tokenizer_dir)
 
 
