@@ -230,3 +230,26 @@ def test_lora_train_merge_and_save(tiny_setup, tmp_path):
     with torch.no_grad():
         tr.model.eval()
         torch.testing.assert_close(saved(x), tr.model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_siglip_component_stage(tiny_setup, tmp_path):
+    from januspro.training.trainer import make_trainer
+
+    root, ckpt = tiny_setup
+    ov = [f"data.t2i={root / 't2i' / 't2i.jsonl'}", f"model.init={ckpt}", "model.tokenizer=", "train.steps=3",
+          "train.batch_size=4",
+          f"train.out={tmp_path / 'sig'}", "train.progress=false", "train.eval_every=3", "stage.eval_items=4",
+          "optim.warmup_steps=0"]
+    tr = make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", ov))
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    stats = tr.run()
+    assert len(stats) == 3 and all(s.loss > 0 for s in stats)
+    after = tr.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("vision."))
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("vision."))
+    rows = [json.loads(x) for x in (tmp_path / "sig" / "log.jsonl").read_text().splitlines()]
+    assert any("eval" in r and 0 <= r["eval"]["i2t_top1"] <= 1 for r in rows)
+    # exact resume includes the text tower and the temperature
+    resumed = make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", ov))
+    assert resumed.step == 3
+    assert torch.equal(resumed.heads.log_t, tr.heads.log_t)

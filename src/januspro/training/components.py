@@ -1,4 +1,4 @@
-"""Component training for models trained from scratch: the VQ tokenizer.
+"""Component training for models trained from scratch: the VQ tokenizer and the SigLIP understanding ViT.
 
 Same loop, checkpoints, resume, logs and config as the unified trainer (``stage.name: vq``); only the step
 differs: reconstruction (L1 + L2) + codebook + commitment losses on the l2-normalised codebook, and codes
@@ -8,14 +8,16 @@ restart). The periodic evaluation decodes held-out images and checks them with t
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .config import RunConfig
-from .data import read_jsonl
+from .data import DataError, read_jsonl
 from .trainer import StepStats, Trainer
 
 
@@ -124,3 +126,130 @@ class VQTrainer(Trainer):
         vq.train()
         return {"vq_exact": exact / len(x), "rec_l1": float((rec - x).abs().mean()),
                 "codes_used": float(np.count_nonzero(self.usage.numpy()))}
+
+
+class TextTower(nn.Module):
+    """A small transformer text encoder for SigLIP-style training (discarded afterwards)."""
+
+    def __init__(self, vocab: int, width: int, layers: int, heads: int, out_dim: int, max_len: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.pos = nn.Parameter(torch.zeros(max_len, width))
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, out_dim)
+        self.max_len = max_len
+        nn.init.normal_(self.pos, std=0.02)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids) + self.pos[: ids.shape[1]]  # [B, T, W]
+        x = self.encoder(x, src_key_padding_mask=~mask)
+        x = self.norm(x)
+        pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # [B, W]
+        return self.proj(pooled)
+
+
+class SigLIPHeads(nn.Module):
+    """What SigLIP training adds around the understanding ViT: image projection, text tower, t and b."""
+
+    def __init__(self, vision_width: int, vocab: int, dim: int = 128) -> None:
+        super().__init__()
+        self.image_proj = nn.Linear(vision_width, dim)
+        self.text = TextTower(vocab, 128, 2, 4, dim)
+        self.log_t = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.bias = nn.Parameter(torch.tensor(-10.0))
+
+
+def sigmoid_loss(img: torch.Tensor, txt: torch.Tensor, log_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss: every image-text pair is a binary match / no-match decision."""
+    img = F.normalize(img, dim=-1)
+    txt = F.normalize(txt, dim=-1)
+    logits = img @ txt.t() * log_t.exp() + bias  # [B, B]
+    labels = 2 * torch.eye(len(img), device=img.device) - 1
+    return -F.logsigmoid(labels * logits).sum() / len(img)
+
+
+class SigLIPTrainer(Trainer):
+    """``stage.name: siglip``: the understanding ViT with the sigmoid loss on image-caption pairs
+    (a text-to-image JSONL). Periodic eval: image-to-text top-1 retrieval on held-out pairs."""
+
+    def wrap_loss(self) -> torch.nn.Module:
+        return self.model
+
+    def setup_data(self) -> None:
+        from pathlib import Path
+
+        from ..processing.image import load_image, preprocess_understanding
+        from ..processing.tokenizer import JanusTokenizer
+
+        if self.tokenizer_dir is None:
+            raise DataError("the siglip stage needs a tokenizer: set model.tokenizer")
+        self.tokenizer = JanusTokenizer.from_dir(self.tokenizer_dir)
+        rows = read_jsonl(self.cfg.data.t2i)
+        root = Path(self.cfg.data.t2i).parent
+        v = self.model.cfg.vision
+        self.pixels = torch.stack([preprocess_understanding(load_image(root / r["image"]), v.image_size,
+                                                            v.image_mean, v.image_std) for r in rows])
+        self.texts = [r["prompt"] for r in rows]
+        n_eval = min(self.cfg.stage.eval_items, max(2, len(rows) // 10))
+        self.eval_idx = list(range(n_eval))
+        self.train_idx = list(range(n_eval, len(rows))) or list(range(len(rows)))
+        self.heads = SigLIPHeads(v.hidden_size, self.tokenizer.vocab_size).to(self.device)
+
+    def _ids(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self.tokenizer.encode(t, add_bos=False)[: self.heads.text.max_len] or [self.tokenizer.pad_id]
+                for t in texts]
+        n = max(len(r) for r in rows)
+        ids = torch.full((len(rows), n), self.tokenizer.pad_id, dtype=torch.long)
+        mask = torch.zeros(len(rows), n, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = True
+        return ids.to(self.device), mask.to(self.device)
+
+    def _embed(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.vision(self.pixels[idx].to(self.device)).mean(1)  # [B, D] mean-pooled tokens
+        img = self.heads.image_proj(feats)
+        txt = self.heads.text(*self._ids([self.texts[i] for i in idx]))
+        return img, txt
+
+    def extra_params(self) -> list[nn.Parameter]:
+        return list(self.heads.parameters())
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.heads.state_dict())
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        if state:
+            self.heads.load_state_dict(state)
+
+    def train_step(self) -> StepStats:
+        t0 = time.perf_counter()
+        self.model.train()
+        idx = self.rng.choice(self.train_idx, size=min(self.cfg.train.batch_size, len(self.train_idx)),
+                              replace=False).tolist()
+        self.optim.zero_grad(set_to_none=True)
+        img, txt = self._embed(idx)
+        loss = sigmoid_loss(img, txt, self.heads.log_t, self.heads.bias)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip or float("inf"))
+        lr = self.sched.get_last_lr()[0]
+        self.optim.step()
+        self.sched.step()
+        self.step += 1
+        return StepStats(self.step, float(loss.detach()), lr, float(gn),
+                         {"t": float(self.heads.log_t.detach().exp()), "images_per_s": len(idx) / (time.perf_counter() - t0)})
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        img, txt = self._embed(self.eval_idx)
+        sims = F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).t()
+        # a caption may describe several eval images equally well: count a hit when the best text is the
+        # image's own caption or an identical string
+        best = sims.argmax(1).tolist()
+        hits = sum(self.texts[self.eval_idx[b]] == self.texts[self.eval_idx[i]] for i, b in enumerate(best))
+        self.model.train()
+        return {"i2t_top1": hits / len(self.eval_idx)}

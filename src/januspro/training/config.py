@@ -20,6 +20,7 @@ STAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "stage3": ("llm", "lm_head", "vision", "aligner", "gen_embed", "gen_aligner", "gen_head"),
     # components trained from scratch for a new model
     "vq": ("vq",),
+    "siglip": ("vision",),
     "text": ("llm", "lm_head"),
 }
 
@@ -113,13 +114,13 @@ class RunConfig:
 
     def validate(self) -> None:
         d, o, t = self.data, self.optim, self.train
-        if self.stage.name == "vq":
+        if self.stage.name in ("vq", "siglip"):
             if not d.t2i:
-                raise RunConfigError("the vq stage reads its images from data.t2i")
+                raise RunConfigError(f"the {self.stage.name} stage reads its images from data.t2i")
         elif len(d.ratio) != 3 or any(r < 0 for r in d.ratio) or sum(d.ratio) <= 0:
             raise RunConfigError("data.ratio needs three non-negative numbers (und, text, t2i), not all zero")
         for name, r in zip(("und", "text", "t2i"), d.ratio, strict=True):
-            if self.stage.name != "vq" and r > 0 and not getattr(d, name):
+            if self.stage.name not in ("vq", "siglip") and r > 0 and not getattr(d, name):
                 raise RunConfigError(f"data.ratio gives {name} a share but data.{name} names no file")
         if not 0 <= d.prompt_dropout <= 1:
             raise RunConfigError("data.prompt_dropout must be in [0, 1]")

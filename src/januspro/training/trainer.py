@@ -120,7 +120,7 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         self.model, self.tokenizer_dir = self._build_model()
         self.setup_data()
-        self.params = set_trainable(self.model, cfg.trainable_groups())
+        self.params = set_trainable(self.model, cfg.trainable_groups()) + self.extra_params()
         if cfg.lora.rank > 0:
             from .lora import LoRAConfig, apply_lora
 
@@ -199,6 +199,16 @@ class Trainer:
 
     def wrap_loss(self) -> torch.nn.Module:
         return wrap(LossModule(self.model, self.tokenizer.image_id), self.cfg.train.parallel, self.dist)
+
+    def extra_params(self) -> list[nn.Parameter]:
+        """Trainable parameters outside the model (stage-specific heads); saved in the checkpoint."""
+        return []
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        del state
 
     # ------------------------------------------------------------------ data
     def step_plan(self) -> list[tuple[str, int, bool]]:
@@ -318,7 +328,8 @@ class Trainer:
         model_sd = {k: v for k, v in self._model_state().items()}
         return {"step": self.step, "model": model_sd, "optim": self.optim.state_dict(),
                 "sched": self.sched.state_dict(), "rng": json.dumps(self.rng.bit_generator.state),
-                "torch_rng": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict())}
+                "torch_rng": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict()),
+                "extra": self.extra_state()}
 
     def _model_state(self) -> dict[str, torch.Tensor]:
         sd = self.model.state_dict()
@@ -350,6 +361,7 @@ class Trainer:
         self.rng.bit_generator.state = json.loads(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        self.load_extra_state(state.get("extra", {}))
 
     def _load_model_state(self, sd: dict[str, torch.Tensor]) -> list[str]:
         own = self.model.state_dict()
@@ -412,6 +424,10 @@ def make_trainer(cfg: RunConfig) -> Trainer:
         from .components import VQTrainer
 
         return VQTrainer(cfg)
+    if cfg.stage.name == "siglip":
+        from .components import SigLIPTrainer
+
+        return SigLIPTrainer(cfg)
     return Trainer(cfg)
 
 
