@@ -271,3 +271,17 @@ def test_held_out_scene_sampling_respects_triples():
     for _ in range(300):
         s = sample_scene(rng)
         assert HELD_OUT.scene_is_clean(s)
+
+
+def test_shapes_tokenizer(tmp_path):
+    from januspro.processing.tokenizer import JanusTokenizer
+    from januspro.shapes.tokenizer import build_shapes_tokenizer
+
+    build_shapes_tokenizer(tmp_path, vocab_size=400, n=400)
+    tok = JanusTokenizer.from_dir(tmp_path)
+    assert tok.vocab_size <= 400
+    text = "<|User|>: <image_placeholder>\nWhat color is the diamond?\n\n<|Assistant|>: purple"
+    ids = tok.encode(text, add_bos=False)
+    assert tok.decode(ids, skip_special_tokens=False) == text
+    assert len(tok.encode("a red circle left of a blue square", add_bos=False)) <= 10  # words are tokens
+    assert tok.token_to_id("<|User|>") is not None and tok.image_id != tok.pad_id
