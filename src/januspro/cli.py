@@ -154,6 +154,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_geneval(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .eval.geneval import Recipe, run_geneval
+
+    recipe = Recipe(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                    n_samples=args.n, seed=args.seed or 0)
+    from .generation.image import ImageGenParams
+
+    ImageGenParams(cfg_weight=recipe.cfg_weight, temperature=recipe.temperature, n=recipe.n_samples)  # validate
+    model, proc = _load(args)
+    bar = tqdm(desc="geneval", unit="prompt", disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    results = run_geneval(model, proc, args.data, args.out, recipe, args.scorer, progress)
+    bar.close()
+    if "scores" in results:
+        s = results["scores"]
+        print(f"overall {s['overall']:.3f}; " + ", ".join(f"{k} {v:.3f}" for k, v in s["per_tag"].items()))
+    print(f"wrote GenEval layout and results.json to {args.out}")
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model folder (any supported layout) or hub id")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
@@ -229,6 +255,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="run config YAML")
     t.add_argument("overrides", nargs="*", help="section.key=value overrides")
     t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="run a benchmark (GenEval for now) with a recorded sampling recipe",
+                       description="Run a benchmark and write the official output layout plus results.json "
+                                   "(recipe, model, config hash, version, hardware).")
+    esub = e.add_subparsers(dest="eval_command", metavar="BENCH", required=True)
+    ge = esub.add_parser("geneval", help="GenEval: N samples per prompt in GenEval's folder layout",
+                         description="Generate N samples per prompt of GenEval's evaluation_metadata.jsonl into "
+                                     "GenEval's layout (OUT/<index>/metadata.jsonl, OUT/<index>/samples/NNNN.png) "
+                                     "so the official scorer can run on it; resumable; '--scorer shapes' scores "
+                                     "shapes-world prompts exactly.")
+    _add_model_args(ge)
+    ge.add_argument("--data", required=True, help="evaluation_metadata.jsonl")
+    ge.add_argument("--out", required=True, help="output folder")
+    ge.add_argument("-n", type=int, default=4, help="samples per prompt (default: 4)")
+    ge.add_argument("--cfg", type=float, default=5.0, help="guidance weight (default: 5)")
+    ge.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1)")
+    ge.add_argument("--top-k", type=int, default=0)
+    ge.add_argument("--top-p", type=float, default=1.0)
+    ge.add_argument("--scorer", choices=["none", "shapes"], default="none",
+                    help="score with the exact shapes detector (shapes-world prompts only)")
+    ge.add_argument("--quiet", action="store_true")
+    ge.set_defaults(func=_cmd_eval_geneval)
 
     d = sub.add_parser("data", help="synthetic shapes-world data and its exact scorer",
                        description="Write shapes-world datasets, or score images in GenEval's folder layout.")
