@@ -53,7 +53,9 @@ def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Genera
     """[B, V] logits -> [B] token ids."""
     if params.greedy:
         return logits.argmax(dim=-1)
-    logits = logits.float() / params.temperature
+    logits = logits.float()
+    if params.temperature != 1.0:
+        logits = logits / params.temperature
     logits = filter_top_p(filter_top_k(logits, params.top_k), params.top_p)
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

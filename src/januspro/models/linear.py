@@ -12,11 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 SKINNY_ROWS = 128  # up to this many rows, use the weight-major product
+MIN_WEIGHT = 1 << 20  # ...for weights of at least this many elements (small ones are overhead-bound)
 
 
 class Linear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() > SKINNY_ROWS * x.shape[-1]:
+        if (x.device.type != "cpu" or x.dtype != torch.float32 or self.weight.numel() < MIN_WEIGHT
+                or x.numel() > SKINNY_ROWS * x.shape[-1]):
             return F.linear(x, self.weight, self.bias)
         x2 = x.reshape(-1, x.shape[-1])  # [M, in]
         if self.bias is not None:
