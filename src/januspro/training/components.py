@@ -66,11 +66,7 @@ class VQTrainer(Trainer):
 
             raise TrainingError(f"VQ loss is {float(loss)} at step {self.step + 1}; lower optim.lr")
         loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip or float("inf"))
-        lr = self.sched.get_last_lr()[0]
-        self.optim.step()
-        self.sched.step()
-        self.step += 1
+        gn, lr = self.optimizer_step()
         self.usage += torch.bincount(q.codes.flatten().cpu(), minlength=self.usage.numel())
         used = int((self.usage > 0).sum())  # distinct codes since the last restart window began
         restarted = 0
@@ -79,7 +75,7 @@ class VQTrainer(Trainer):
             restarted = self._restart_dead_codes(z.detach())
             self.usage.zero_()
         dt = time.perf_counter() - t0
-        return StepStats(self.step, float(loss.detach()), lr, float(gn), {
+        return StepStats(self.step, float(loss.detach()), lr, gn, {
             "rec_loss": float(rec_loss.detach()), "codebook_loss": float(q.codebook_loss.detach()),
             "commit_loss": float(q.commit_loss.detach()), "codes_used": used, "restarted": restarted,
             "images_per_s": x.shape[0] / dt})
@@ -234,12 +230,8 @@ class SigLIPTrainer(Trainer):
         img, txt = self._embed(idx)
         loss = sigmoid_loss(img, txt, self.heads.log_t, self.heads.bias)
         loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip or float("inf"))
-        lr = self.sched.get_last_lr()[0]
-        self.optim.step()
-        self.sched.step()
-        self.step += 1
-        return StepStats(self.step, float(loss.detach()), lr, float(gn),
+        gn, lr = self.optimizer_step()
+        return StepStats(self.step, float(loss.detach()), lr, gn,
                          {"t": float(self.heads.log_t.detach().exp()), "images_per_s": len(idx) / (time.perf_counter() - t0)})
 
     @torch.no_grad()

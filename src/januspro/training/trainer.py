@@ -270,6 +270,14 @@ class Trainer:
         if not math.isfinite(loss):
             raise TrainingError(f"loss is {loss} at step {self.step + 1} (text {t_sum}, image {i_sum}); "
                                 f"lower optim.lr or check the data; the last good checkpoint is in {self.out}")
+        gn, lr = self.optimizer_step()
+        dt = time.perf_counter() - t0
+        return StepStats(self.step, loss, lr, gn, {
+            "text_loss": t_sum / t_cnt if t_cnt else float("nan"),
+            "image_loss": i_sum / i_cnt if i_cnt else float("nan"), "tokens_per_s": tokens / dt})
+
+    def optimizer_step(self) -> tuple[float, float]:
+        """Clip, step the optimiser and the schedule, count the step; returns (gradient norm, lr used)."""
         gn = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip or float("inf"))
         if not torch.isfinite(gn):
             raise TrainingError(f"gradient norm is {float(gn)} at step {self.step + 1}; lower optim.lr")
@@ -277,10 +285,7 @@ class Trainer:
         self.optim.step()
         self.sched.step()
         self.step += 1
-        dt = time.perf_counter() - t0
-        return StepStats(self.step, loss, lr, float(gn), {
-            "text_loss": t_sum / t_cnt if t_cnt else float("nan"),
-            "image_loss": i_sum / i_cnt if i_cnt else float("nan"), "tokens_per_s": tokens / dt})
+        return float(gn), lr
 
     def run(self) -> list[StepStats]:
         from tqdm.auto import tqdm
