@@ -56,3 +56,31 @@ def test_geneval_bad_input(tiny, tmp_path, capsys):
     assert main(["eval", "geneval", "--model", str(tiny), "--data", str(tmp_path / "none.jsonl"), "--out",
                  str(tmp_path / "x"), "--quiet"]) == 2
     assert "no GenEval metadata" in capsys.readouterr().err
+
+
+def test_pope_runner_format_resume_and_metrics(tiny, fixtures_dir, tmp_path, capsys):
+    from januspro.shapes.datasets import write_task
+
+    write_task("pope", tmp_path / "p", 3, seed=0, resolution=32)
+    files = [str(tmp_path / "p" / f"pope_{s}.jsonl") for s in ("random", "adversarial")]
+    argv = ["eval", "pope", "--model", str(tiny), "--data", *files, "--images", str(tmp_path / "p"), "--out",
+            str(tmp_path / "o"), "--quiet", "--batch-size", "4"]
+    assert main(argv) == 0
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert set(res["scores"]) == {"random", "adversarial"}
+    for m in res["scores"].values():
+        assert 0 <= m["accuracy"] <= 1 and 0 <= m["yes_ratio"] <= 1
+    answers = (tmp_path / "o" / "answers_random.jsonl").read_text().splitlines()
+    assert len(answers) == 12
+    # resume: a half-finished answer file is completed, not redone
+    (tmp_path / "o" / "answers_random.jsonl").write_text("\n".join(answers[:5]) + "\n")
+    assert main(argv) == 0
+    assert (tmp_path / "o" / "answers_random.jsonl").read_text().splitlines() == answers
+    assert "random: accuracy" in capsys.readouterr().out
+    # the real COCO question files parse (images are not available here)
+    from januspro.eval.pope import read_questions
+
+    coco = read_questions(fixtures_dir / "pope" / "coco_pope_random.json")
+    assert len(coco) == 3000 and {q["label"] for q in coco} == {"yes", "no"}
+    assert main(["eval", "pope", "--model", str(tiny), "--data", files[0], "--images", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "x"), "--quiet"]) == 2

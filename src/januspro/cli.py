@@ -180,6 +180,26 @@ def _cmd_eval_geneval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_pope(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .eval.pope import run_pope
+
+    model, proc = _load(args)
+    bar = tqdm(desc="pope", unit="question", disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    results = run_pope(model, proc, args.data, args.images, args.out, args.batch_size, progress=progress)
+    bar.close()
+    for split, m in results["scores"].items():
+        print(f"{split}: accuracy {m['accuracy']:.3f}, precision {m['precision']:.3f}, recall {m['recall']:.3f}, "
+              f"F1 {m['f1']:.3f}, yes-ratio {m['yes_ratio']:.3f}")
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model folder (any supported layout) or hub id")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
@@ -277,6 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="score with the exact shapes detector (shapes-world prompts only)")
     ge.add_argument("--quiet", action="store_true")
     ge.set_defaults(func=_cmd_eval_geneval)
+    po = esub.add_parser("pope", help="POPE: yes/no object existence, greedy answers, POPE's metrics",
+                         description="Answer POPE question files (JSON lines with question_id, image, text, "
+                                     "label) greedily and score them with POPE's rules per split; resumable.")
+    _add_model_args(po)
+    po.add_argument("--data", nargs="+", required=True, help="POPE question files (e.g. coco_pope_random.json)")
+    po.add_argument("--images", required=True, help="folder holding the images the questions name")
+    po.add_argument("--out", required=True, help="output folder")
+    po.add_argument("--batch-size", type=int, default=8, help="questions per batch (default: 8)")
+    po.add_argument("--quiet", action="store_true")
+    po.set_defaults(func=_cmd_eval_pope)
 
     d = sub.add_parser("data", help="synthetic shapes-world data and its exact scorer",
                        description="Write shapes-world datasets, or score images in GenEval's folder layout.")

@@ -1,0 +1,97 @@
+"""POPE runner: yes/no object-existence questions, answered greedily, scored with POPE's own rules.
+
+Reads POPE's question files (JSON lines ``{"question_id", "image", "text", "label"}``; the COCO splits in
+shared/fixtures/pope/ or the shapes-world ones), finds each image under ``--images``, and writes
+``OUT/answers_<split>.jsonl`` (one line per question, appended as answered, so a rerun resumes) and
+``OUT/results.json`` with accuracy, precision, recall, F1 and yes-ratio per split.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import __version__
+from ..generation.text import TextGenParams, generate_text
+from ..models.janus import JanusModel
+from ..processing.processor import JanusProcessor
+from ..shapes.scoring import pope_metrics
+from .geneval import config_hash, hardware
+
+# The short-answer instruction commonly used for POPE with LLaVA-style models.
+POPE_SUFFIX = "Answer the question using a single word or phrase."
+
+
+def read_questions(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no POPE question file at {path}")
+    rows = []
+    for k, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{k} is not valid JSON: {e}") from None
+        if not {"question_id", "image", "text", "label"} <= set(r):
+            raise ValueError(f"{path}:{k} lacks question_id/image/text/label")
+        rows.append(r)
+    return rows
+
+
+def split_name(path: Path) -> str:
+    stem = path.stem
+    for split in ("random", "popular", "adversarial"):
+        if split in stem:
+            return split
+    return stem
+
+
+def run_pope(model: JanusModel, processor: JanusProcessor, files: list[str | Path], images: str | Path,
+             out: str | Path, batch_size: int = 8, suffix: str = POPE_SUFFIX, max_new_tokens: int = 8,
+             progress: Callable[[int, int], None] | None = None) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    image_root = Path(images)
+    if not image_root.is_dir():
+        raise FileNotFoundError(f"no image folder at {image_root}")
+    params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    t0 = time.time()
+    scores: dict[str, dict[str, float]] = {}
+    for f in map(Path, files):
+        split = split_name(f)
+        questions = read_questions(f)
+        ans_path = out / f"answers_{split}.jsonl"
+        done: dict[int, str] = {}
+        if ans_path.is_file():
+            for line in ans_path.read_text().splitlines():
+                r = json.loads(line)
+                done[r["question_id"]] = r["answer"]
+        todo = [q for q in questions if q["question_id"] not in done]
+        with open(ans_path, "a") as fa:
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start:start + batch_size]
+                convs = []
+                for q in chunk:
+                    img = image_root / q["image"]
+                    if not img.is_file():
+                        raise FileNotFoundError(f"image {q['image']} of question {q['question_id']} is not in "
+                                                f"{image_root}")
+                    text = f"{q['text']}\n{suffix}" if suffix else q["text"]
+                    convs.append([{"role": "user", "content": [{"type": "image", "image": img},
+                                                               {"type": "text", "text": text}]}])
+                for q, a in zip(chunk, generate_text(model, processor, convs, params), strict=True):
+                    done[q["question_id"]] = a
+                    fa.write(json.dumps({"question_id": q["question_id"], "answer": a}) + "\n")
+                fa.flush()
+                if progress is not None:
+                    progress(min(start + batch_size, len(todo)), len(todo))
+        scores[split] = pope_metrics([done[q["question_id"]] for q in questions], [q["label"] for q in questions])
+    results = {"benchmark": "pope", "scores": scores, "prompt_suffix": suffix, "decoding": "greedy",
+               "max_new_tokens": max_new_tokens, "model": str(getattr(model, "source_path", "")),
+               "config_hash": config_hash(model), "januspro_version": __version__, "hardware": hardware(),
+               "seconds": round(time.time() - t0, 1)}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
