@@ -154,9 +154,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval_geneval(args: argparse.Namespace) -> int:
+def _progress(desc: str, unit: str, quiet: bool):
+    """A progress bar and the ``(done, total)`` callback that drives it."""
     from tqdm.auto import tqdm
 
+    bar = tqdm(desc=desc, unit=unit, disable=quiet)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, update
+
+
+def _cmd_eval_geneval(args: argparse.Namespace) -> int:
     from .eval.geneval import Recipe, run_geneval
 
     recipe = Recipe(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -165,12 +176,7 @@ def _cmd_eval_geneval(args: argparse.Namespace) -> int:
 
     ImageGenParams(cfg_weight=recipe.cfg_weight, temperature=recipe.temperature, n=recipe.n_samples)  # validate
     model, proc = _load(args)
-    bar = tqdm(desc="geneval", unit="prompt", disable=args.quiet)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    bar, progress = _progress("geneval", "prompt", args.quiet)
     results = run_geneval(model, proc, args.data, args.out, recipe, args.scorer, progress)
     bar.close()
     if "scores" in results:
@@ -181,17 +187,10 @@ def _cmd_eval_geneval(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_pope(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     from .eval.pope import run_pope
 
     model, proc = _load(args)
-    bar = tqdm(desc="pope", unit="question", disable=args.quiet)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    bar, progress = _progress("pope", "question", args.quiet)
     results = run_pope(model, proc, args.data, args.images, args.out, args.batch_size, progress=progress)
     bar.close()
     for split, m in results["scores"].items():

@@ -20,6 +20,7 @@ import torch
 
 from .. import __version__
 from ..generation.image import ImageGenParams, generate_images
+from ..jsonl import read_jsonl
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
 
@@ -37,22 +38,11 @@ class Recipe:
 
 
 def read_metadata(path: str | Path) -> list[tuple[str, dict]]:
-    """(raw line, parsed) for every prompt of an evaluation_metadata.jsonl."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no GenEval metadata at {p}")
-    out = []
-    for k, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            meta = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p}:{k} is not valid JSON: {e}") from None
-        if "prompt" not in meta or "tag" not in meta:
-            raise ValueError(f"{p}:{k} lacks 'prompt' or 'tag'")
-        out.append((line, meta))
-    return out
+    """(raw line, parsed) for every prompt of an evaluation_metadata.jsonl (the raw line is written back
+    verbatim into the output layout)."""
+    rows = read_jsonl(path, ("prompt", "tag"), "GenEval metadata")
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    return list(zip(lines, rows, strict=True))
 
 
 def config_hash(model: JanusModel) -> str:

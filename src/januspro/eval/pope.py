@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..generation.text import TextGenParams, generate_text
+from ..jsonl import read_jsonl
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
 from ..shapes.scoring import pope_metrics
@@ -25,20 +26,7 @@ POPE_SUFFIX = "Answer the question using a single word or phrase."
 
 
 def read_questions(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no POPE question file at {path}")
-    rows = []
-    for k, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{k} is not valid JSON: {e}") from None
-        if not {"question_id", "image", "text", "label"} <= set(r):
-            raise ValueError(f"{path}:{k} lacks question_id/image/text/label")
-        rows.append(r)
-    return rows
+    return read_jsonl(path, ("question_id", "image", "text", "label"), "POPE question file")
 
 
 def split_name(path: Path) -> str:

@@ -14,7 +14,6 @@ the next text token (scored by ``lm_head``) or the next image code (scored by ``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -53,22 +52,13 @@ class Sample:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no data file at {path}")
-    rows = []
-    with open(path) as f:
-        for k, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{k} is not valid JSON: {e}") from None
-    if not rows:
-        raise DataError(f"{path} holds no records")
-    return rows
+    """A training JSONL file's records (errors as :class:`DataError`)."""
+    from ..jsonl import read_jsonl as _read
+
+    try:
+        return _read(path, what="data file")
+    except (FileNotFoundError, ValueError) as e:
+        raise DataError(str(e)) from None
 
 
 class SampleBuilder:
