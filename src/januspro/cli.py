@@ -208,6 +208,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same output")
 
 
+def _add_image_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", type=int, default=4, help="images per prompt (default: 4)")
+    p.add_argument("--cfg", type=float, default=5.0,
+                   help="classifier-free guidance weight; 1 disables guidance, 0 is unconditional (default: 5)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default: 1)")
+    p.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest codes (default: off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="januspro",
@@ -239,12 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "plus a contact sheet (grid.png). Several prompts run as one batch.")
     g.add_argument("prompt", nargs="+", help="one or more text prompts")
     _add_model_args(g)
-    g.add_argument("-n", type=int, default=4, help="images per prompt (default: 4)")
-    g.add_argument("--cfg", type=float, default=5.0,
-                   help="classifier-free guidance weight; 1 disables guidance, 0 is unconditional (default: 5)")
-    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default: 1)")
-    g.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest codes (default: off)")
-    g.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
+    _add_image_sampling_args(g)
     g.add_argument("--negative-prompt", default=None, help="text that replaces the unconditional prompt")
     g.add_argument("--out", default="generated", help="output folder (default: ./generated)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -287,11 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ge)
     ge.add_argument("--data", required=True, help="evaluation_metadata.jsonl")
     ge.add_argument("--out", required=True, help="output folder")
-    ge.add_argument("-n", type=int, default=4, help="samples per prompt (default: 4)")
-    ge.add_argument("--cfg", type=float, default=5.0, help="guidance weight (default: 5)")
-    ge.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1)")
-    ge.add_argument("--top-k", type=int, default=0)
-    ge.add_argument("--top-p", type=float, default=1.0)
+    _add_image_sampling_args(ge)
     ge.add_argument("--scorer", choices=["none", "shapes"], default="none",
                     help="score with the exact shapes detector (shapes-world prompts only)")
     ge.add_argument("--quiet", action="store_true")
