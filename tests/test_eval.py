@@ -29,7 +29,7 @@ def test_geneval_layout_resume_and_official_format(tiny, fixtures_dir, tmp_path,
         assert json.loads((sub / "metadata.jsonl").read_text()) == json.loads(line)
         assert sorted(p.name for p in (sub / "samples").iterdir()) == ["0000.png", "0001.png"]
     first = json.loads((tmp_path / "g" / "results.json").read_text())
-    assert first["recipe"]["n_samples"] == 2 and first["recipe"]["seed"] == 3 and first["config_hash"]
+    assert first["recipe"]["n"] == 2 and first["recipe"]["seed"] == 3 and first["config_hash"]
     # interrupted run: drop one prompt's samples and rerun; the finished ones are kept, the result is identical
     kept = (tmp_path / "g" / "00000" / "samples" / "0000.png").stat().st_mtime_ns
     redo = (tmp_path / "g" / "00001" / "samples" / "0001.png").read_bytes()

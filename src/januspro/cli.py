@@ -168,16 +168,14 @@ def _progress(desc: str, unit: str, quiet: bool):
 
 
 def _cmd_eval_geneval(args: argparse.Namespace) -> int:
-    from .eval.geneval import Recipe, run_geneval
-
-    recipe = Recipe(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                    n_samples=args.n, seed=args.seed or 0)
+    from .eval.geneval import run_geneval
     from .generation.image import ImageGenParams
 
-    ImageGenParams(cfg_weight=recipe.cfg_weight, temperature=recipe.temperature, n=recipe.n_samples)  # validate
+    params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                            n=args.n, seed=args.seed or 0, compile=args.compile)
     model, proc = _load(args)
     bar, progress = _progress("geneval", "prompt", args.quiet)
-    results = run_geneval(model, proc, args.data, args.out, recipe, args.scorer, progress)
+    results = run_geneval(model, proc, args.data, args.out, params, args.scorer, progress)
     bar.close()
     if "scores" in results:
         s = results["scores"]

@@ -8,12 +8,12 @@ the shapes scorer, the scores too.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -23,18 +23,6 @@ from ..generation.image import ImageGenParams, generate_images
 from ..jsonl import read_jsonl
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How samples are drawn: guidance, temperature, and the seed schedule (seed + prompt index)."""
-
-    cfg_weight: float = 5.0
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    n_samples: int = 4
-    seed: int = 0
 
 
 def read_metadata(path: str | Path) -> list[tuple[str, dict]]:
@@ -56,9 +44,11 @@ def hardware() -> str:
 
 
 def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Path, out: str | Path,
-                recipe: Recipe = Recipe(), scorer: str = "none",
+                params: ImageGenParams | None = None, scorer: str = "none",
                 progress: Callable[[int, int], None] | None = None) -> dict:
-    """Generate (and optionally score) GenEval samples; returns what ``results.json`` holds."""
+    """Generate (and optionally score) ``params.n`` samples per prompt; prompt ``i`` is sampled with seed
+    ``params.seed + i`` (the seed schedule). Returns what ``results.json`` holds."""
+    params = params or ImageGenParams(n=4, seed=0)
     if scorer not in ("none", "shapes"):
         raise ValueError("scorer must be 'none' or 'shapes'")
     items = read_metadata(metadata)
@@ -67,15 +57,14 @@ def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Pa
     todo = []
     for idx, (line, meta) in enumerate(items):
         sub = out / f"{idx:05d}"
-        done = all((sub / "samples" / f"{j:04d}.png").is_file() for j in range(recipe.n_samples))
+        done = all((sub / "samples" / f"{j:04d}.png").is_file() for j in range(params.n))
         if not done:
             todo.append((idx, line, meta))
     t0 = time.time()
     for k, (idx, line, meta) in enumerate(todo):
         # one seed per prompt (seed + index): results do not depend on where a run resumed
-        params = ImageGenParams(cfg_weight=recipe.cfg_weight, temperature=recipe.temperature, top_k=recipe.top_k,
-                                top_p=recipe.top_p, n=recipe.n_samples, seed=recipe.seed + idx)
-        images = generate_images(model, processor, meta["prompt"], params)[0]
+        seeded = dataclasses.replace(params, seed=(params.seed or 0) + idx)
+        images = generate_images(model, processor, meta["prompt"], seeded)[0]
         sub = out / f"{idx:05d}"
         (sub / "samples").mkdir(parents=True, exist_ok=True)
         (sub / "metadata.jsonl").write_text(line.rstrip("\n") + "\n")
@@ -86,7 +75,7 @@ def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Pa
         if progress is not None:
             progress(k + 1, len(todo))
     results = {
-        "benchmark": "geneval", "recipe": asdict(recipe), "n_prompts": len(items),
+        "benchmark": "geneval", "recipe": {k: v for k, v in dataclasses.asdict(params).items() if k != "compile"}, "n_prompts": len(items),
         "model": str(getattr(model, "source_path", "")), "config_hash": config_hash(model),
         "januspro_version": __version__, "hardware": hardware(), "generation_seconds": round(time.time() - t0, 1),
     }
