@@ -205,10 +205,6 @@ class JanusConfig:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
-    @property
-    def image_token_count(self) -> int:
-        return self.vision.num_tokens
-
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}

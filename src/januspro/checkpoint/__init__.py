@@ -79,12 +79,16 @@ def _guess_template(folder: Path) -> ChatTemplateName | None:
     return None
 
 
-def state_dict_from(folder: Path, cfg: JanusConfig, fmt: Format) -> dict[str, torch.Tensor]:
-    """Read a folder's weights and rename them into our layout, with a strict check against ``cfg``."""
+def state_dict_from(folder: Path, cfg: JanusConfig, fmt: Format, model: JanusModel | None = None
+                    ) -> dict[str, torch.Tensor]:
+    """Read a folder's weights and rename them into our layout, with a strict check against ``cfg``
+    (against ``model``'s own state dict when the caller already built it, e.g. on the meta device)."""
     theirs = read_weights(folder)
     res = import_state_dict(theirs, fmt, cfg)
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in JanusModel(cfg).state_dict().items()}
+    if model is None:
+        with torch.device("meta"):
+            model = JanusModel(cfg)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     sd = res.state_dict
     if cfg.llm.tie_word_embeddings and "lm_head.weight" not in sd and "llm.embed_tokens.weight" in sd:
         sd["lm_head.weight"] = sd["llm.embed_tokens.weight"]
@@ -115,12 +119,12 @@ def load_model(source: str | os.PathLike[str], dtype: str | torch.dtype | None =
         cfg, fmt = load_config(folder, chat_template or _guess_template(folder))
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
-    sd = state_dict_from(folder, cfg, fmt)
+    with torch.device("meta"):
+        model = JanusModel(cfg)
+    sd = state_dict_from(folder, cfg, fmt, model)
     dt = parse_dtype(dtype)
     if dt is not None:
         sd = {k: v.to(dt) if v.is_floating_point() else v for k, v in sd.items()}
-    with torch.device("meta"):
-        model = JanusModel(cfg)
     model.load_state_dict(sd, strict=True, assign=True)
     if cfg.llm.tie_word_embeddings:
         model.lm_head.weight = model.llm.embed_tokens.weight

@@ -67,16 +67,19 @@ def generate_token_steps(model: JanusModel, batch: ChatBatch, params: TextGenPar
     fn = make_decode_step(params.compile)
     r = batch.input_ids.shape[0]
     finished = [False] * r
-    vocab = model.cfg.llm.vocab_size
-    seen = torch.zeros(r, vocab, dtype=torch.bool, device=device)
-    if params.repetition_penalty != 1.0:
+    penalise = params.repetition_penalty != 1.0
+    seen = None
+    if penalise:  # which tokens each row has seen, only kept when a penalty uses it
+        seen = torch.zeros(r, model.cfg.llm.vocab_size, dtype=torch.bool, device=device)
         seen.scatter_(1, batch.input_ids.masked_fill(batch.attention_mask == 0, 0), True)
     sp = params.sampling
     for i in range(budget):
         logits = model.text_logits(hidden).float()  # [R, V]
-        logits = apply_repetition_penalty(logits, seen, params.repetition_penalty)
+        if seen is not None:
+            logits = apply_repetition_penalty(logits, seen, params.repetition_penalty)
         nxt = sample(logits, sp, gen)  # [R]
-        seen.scatter_(1, nxt[:, None], True)
+        if seen is not None:
+            seen.scatter_(1, nxt[:, None], True)
         toks = nxt.tolist()
         out = []
         for row, t in enumerate(toks):

@@ -17,17 +17,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from .language import caption, class_name, conversation, noisy_caption, text_line
+from .language import caption, conversation, noisy_caption, text_line
 from .render import render
 from .suites import POPE_SPLITS, geneval_suite, pope_questions, scene_for_metadata, write_jsonl
 from .world import COLORS, HELD_OUT, Scene, SceneSpec, sample_scene
 
-Task = Literal["t2i", "classname", "und", "text", "geneval", "pope"]
 TASKS = ("t2i", "classname", "und", "text", "geneval", "pope")
 
 
@@ -62,7 +60,7 @@ def classname_item(seed: int, i: int) -> tuple[str, Scene]:
     """Single-object scene and its class name ("red circle"): the Stage I analogue of ImageNet labels."""
     rng = item_rng(seed, i, 2)
     scene = sample_scene(rng, SceneSpec(n_objects=1))
-    return class_name(scene.objects[0]), scene
+    return scene.objects[0].name, scene
 
 
 def und_item(seed: int, i: int) -> tuple[list[dict], list[str], Scene]:

@@ -82,10 +82,6 @@ def relation_pairs(scene: Scene, held_out: HeldOut | None = HELD_OUT) -> list[tu
     return out
 
 
-def class_name(o: Obj) -> str:
-    return o.name
-
-
 def caption(scene: Scene, rng: np.random.Generator, dense: bool | None = None, with_color: bool | None = None
             ) -> str:
     """A true description of the scene: object groups, optionally with a spatial relation."""

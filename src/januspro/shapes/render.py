@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from .world import BACKGROUND, COLORS, Obj, Scene
 
@@ -33,8 +32,8 @@ def render(scene: Scene, resolution: int = 64) -> np.ndarray:
     """[resolution, resolution, 3] uint8 image of the scene on the plain background."""
     img = np.empty((resolution, resolution, 3), dtype=np.float32)
     img[:] = BACKGROUND
-    for k, (x, y, r, color) in enumerate(scene.clutter):
-        _paint_disc(img, x * resolution, y * resolution, r * resolution, COLORS[color], k)
+    for x, y, r, color in scene.clutter:
+        _paint_disc(img, x * resolution, y * resolution, r * resolution, COLORS[color])
     for k, o in enumerate(scene.objects):
         color = np.array(COLORS[o.color], dtype=np.float32)
         if k < len(scene.color_jitter):
@@ -43,28 +42,25 @@ def render(scene: Scene, resolution: int = 64) -> np.ndarray:
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
-def _paint(img: np.ndarray, o: Obj, res: int, color: np.ndarray) -> None:
-    half = o.extent * res / 2
-    cx, cy = o.cx * res, o.cy * res
+def _blend(img: np.ndarray, cx: float, cy: float, half: float, sdf, color: np.ndarray) -> None:
+    """Blend ``color`` into ``img`` with one-pixel anti-aliased coverage of the shape ``sdf`` describes."""
+    res = img.shape[0]
     x0, x1 = max(0, int(cx - half - 2)), min(res, int(cx + half + 3))
     y0, y1 = max(0, int(cy - half - 2)), min(res, int(cy + half + 3))
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5  # pixel centres
-    cover = np.clip(0.5 - _sdf(o.shape, xs, ys, cx, cy, half), 0.0, 1.0)[..., None]
+    cover = np.clip(0.5 - sdf(xs, ys), 0.0, 1.0)[..., None]
     region = img[y0:y1, x0:x1]
     region *= 1.0 - cover
     region += cover * color
 
 
-def _paint_disc(img: np.ndarray, cx: float, cy: float, r: float, color: tuple[int, int, int], _k: int) -> None:
-    res = img.shape[0]
-    x0, x1 = max(0, int(cx - r - 2)), min(res, int(cx + r + 3))
-    y0, y1 = max(0, int(cy - r - 2)), min(res, int(cy + r + 3))
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
-    cover = np.clip(0.5 - (np.hypot(xs - cx, ys - cy) - r), 0.0, 1.0)[..., None]
-    region = img[y0:y1, x0:x1]
-    region *= 1.0 - cover
-    region += cover * np.array(color, dtype=np.float32)
+def _paint(img: np.ndarray, o: Obj, res: int, color: np.ndarray) -> None:
+    half = o.extent * res / 2
+    cx, cy = o.cx * res, o.cy * res
+    _blend(img, cx, cy, half, lambda x, y: _sdf(o.shape, x, y, cx, cy, half), color)
 
 
-def render_pil(scene: Scene, resolution: int = 64) -> Image.Image:
-    return Image.fromarray(render(scene, resolution))
+def _paint_disc(img: np.ndarray, cx: float, cy: float, r: float, color: tuple[int, int, int]) -> None:
+    _blend(img, cx, cy, r, lambda x, y: _sdf("circle", x, y, cx, cy, r), np.array(color, dtype=np.float32))
+
+

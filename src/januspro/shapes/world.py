@@ -9,8 +9,7 @@ boxes are ``(x0, y0, x1, y1)`` in the same units. Spatial relations follow GenEv
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -163,28 +162,9 @@ def sample_scene(rng: np.random.Generator, spec: SceneSpec = SceneSpec(), held_o
     raise RuntimeError("could not sample a scene that avoids the held-out combinations; relax the constraints")
 
 
-def describe_counts(objs: list[Obj]) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for o in objs:
-        counts[(o.color, o.shape)] = counts.get((o.color, o.shape), 0) + 1
-    return counts
-
-
 def plural(shape: str, n: int) -> str:
     return shape if n == 1 else shape + "s"
 
 
 def number_word(n: int) -> str:
     return NUMBERS[n] if 0 <= n < len(NUMBERS) else str(n)
-
-
-def distance(a: Obj, b: Obj) -> float:
-    return math.hypot(a.cx - b.cx, a.cy - b.cy)
-
-
-@dataclass
-class WorldConfig:
-    """Knobs of the world shared by generators (kept small: the defaults are the shipped model's world)."""
-
-    resolution: int = 64
-    held_out: HeldOut = field(default_factory=HeldOut)

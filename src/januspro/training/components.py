@@ -16,15 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import RunConfig
 from .data import DataError, read_jsonl
 from .trainer import StepStats, Trainer
 
 
 class VQTrainer(Trainer):
-    def __init__(self, cfg: RunConfig) -> None:
-        super().__init__(cfg)
-
     def wrap_loss(self) -> torch.nn.Module:
         return self.model  # the VQ step calls the VQ directly (single process)
 

@@ -46,10 +46,6 @@ class Sample:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def check(self) -> None:
-        n = len(self.ids)
-        assert len(self.gen_codes) == n and len(self.targets) == n and len(self.target_kind) == n
-
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """A training JSONL file's records (errors as :class:`DataError`)."""

@@ -330,8 +330,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
-        model_sd = {k: v for k, v in self._model_state().items()}
-        return {"step": self.step, "model": model_sd, "optim": self.optim.state_dict(),
+        return {"step": self.step, "model": self._model_state(), "optim": self.optim.state_dict(),
                 "sched": self.sched.state_dict(), "rng": json.dumps(self.rng.bit_generator.state),
                 "torch_rng": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict()),
                 "extra": self.extra_state()}
