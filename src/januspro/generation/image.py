@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..models.janus import JanusModel
 from ..processing.image import to_pil
-from ..processing.processor import JanusProcessor
+from ..processing.processor import JanusProcessor, left_pad
 from .decode import make_decode_step, prefill, step
 from .sampling import SamplingParams, classifier_free_guidance, make_generator, sample
 
@@ -57,16 +57,6 @@ def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
     return [ids[0]] + [pad_id] * (len(ids) - 2) + [ids[-1]]
 
 
-def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    t = max(len(r) for r in rows)
-    ids = torch.full((len(rows), t), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), t, dtype=torch.bool)
-    for i, r in enumerate(rows):
-        ids[i, t - len(r):] = torch.tensor(r, dtype=torch.long)
-        mask[i, t - len(r):] = True
-    return ids.to(device), mask.to(device)
-
-
 @torch.inference_mode()
 def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: list[list[int]] | None,
                    params: ImageGenParams, pad_id: int, generator: torch.Generator | None = None,
@@ -86,7 +76,8 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
         if uncond_ids is None or len(uncond_ids) != b:
             raise ValueError("one unconditional prompt per prompt is required for guidance")
         rows += list(uncond_ids)
-    ids, mask = _left_pad(rows, pad_id, device)
+    ids, mask = left_pad(rows, pad_id)
+    ids, mask = ids.to(device), mask.to(device)
     num_tokens = model.cfg.vq.num_tokens
     hidden, state = prefill(model, model.llm.embed_tokens(ids), mask, num_tokens)
     # expand each prefilled row to its n samples: [cond(b, j)...] + [uncond(b, j)...]

@@ -37,6 +37,18 @@ class ChatBatch:
         return ChatBatch(self.input_ids.to(device), self.attention_mask.to(device), pv, self.prompts)
 
 
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows of different lengths -> ids [B, T] padded on the left with ``pad_id``, and a bool
+    mask [B, T] that is True on real tokens."""
+    t = max(len(r) for r in rows)
+    ids = torch.full((len(rows), t), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), t, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, t - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[i, t - len(r):] = True
+    return ids, mask
+
+
 class JanusProcessor:
     def __init__(self, tokenizer: JanusTokenizer, cfg: JanusConfig) -> None:
         self.tokenizer = tokenizer
@@ -92,15 +104,9 @@ class JanusProcessor:
         """Left-pad several encoded conversations into one batch."""
         if not items:
             raise ValueError("nothing to batch")
-        t = max(len(x.input_ids) for x in items)
-        ids = torch.full((len(items), t), self.tokenizer.pad_id, dtype=torch.long)
-        mask = torch.zeros(len(items), t, dtype=torch.long)
-        for i, x in enumerate(items):
-            n = len(x.input_ids)
-            ids[i, t - n:] = torch.tensor(x.input_ids, dtype=torch.long)
-            mask[i, t - n:] = 1
-        pixels = torch.cat([x.pixel_values for x in items]) if items else torch.zeros(0)
-        return ChatBatch(ids, mask, pixels, [x.prompt for x in items])
+        ids, mask = left_pad([x.input_ids for x in items], self.tokenizer.pad_id)
+        pixels = torch.cat([x.pixel_values for x in items])
+        return ChatBatch(ids, mask.long(), pixels, [x.prompt for x in items])
 
     def __call__(self, conversations: list[list[dict[str, Any]]], system_prompt: str | None = None) -> ChatBatch:
         return self.batch([self.encode_chat(c, system_prompt) for c in conversations])
