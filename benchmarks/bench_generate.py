@@ -27,6 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from results_file import write_section  # noqa: E402
+
 from januspro.checkpoint import load_model  # noqa: E402
 from januspro.generation.image import ImageGenParams, decode_codes, generate_codes, unconditional_ids  # noqa: E402
 from januspro.generation.text import TextGenParams, generate_token_steps  # noqa: E402
@@ -246,15 +248,7 @@ def main() -> None:
             f"'roofline' = (weights + KV cache bytes one decode step must read) / bandwidth, as a share of the "
             f"measured step.\n\n{table}")
     print(text)
-    out = Path(args.out)
-    old = out.read_text() if out.exists() else "# Benchmark results\n\n"
-    marker = "## bench_generate.py"
-    if marker in old:  # replace the previous section of this script, keep others
-        start = old.index(marker)
-        nxt = old.find("\n## ", start + 1)
-        old = old[:start] + (old[nxt + 1:] if nxt >= 0 else "")
-    out.write_text(old.rstrip() + "\n\n" + text)
-
+    write_section(args.out, "## bench_generate.py", text)
 
 if __name__ == "__main__":
     main()

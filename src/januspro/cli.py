@@ -140,9 +140,79 @@ def _cmd_data_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe_parser() -> argparse.ArgumentParser:
+    from .training.recipe import ORDER
+
+    p = argparse.ArgumentParser(
+        prog="januspro train recipe",
+        description="Run a whole training recipe from scratch. 'shapes' trains janus-pro-shapes on the shapes "
+                    "world: " + ", ".join(ORDER) + ". Each finished part is recorded in OUT/recipe.json and "
+                    "skipped on the next run, so an interrupted recipe goes on where it stopped.")
+    p.add_argument("name", choices=["shapes"], help="the recipe")
+    p.add_argument("--out", default="runs/recipe-shapes", help="working folder (default: runs/recipe-shapes)")
+    p.add_argument("--until", default=None, metavar="PART", help="stop after this part")
+    p.add_argument("--only", action="append", default=[], metavar="PART", help="run only these parts (repeatable)")
+    p.add_argument("--vq", default="", metavar="FILE",
+                   help="use these trained VQ weights (vq.safetensors) instead of training the VQ")
+    p.add_argument("--set", action="append", default=[], metavar="PART.SECTION.KEY=VALUE",
+                   help="change a trained part's run config, e.g. stage2.train.steps=3000 (repeatable)")
+    p.add_argument("--data-scale", type=float, default=1.0, help="multiply the dataset sizes (default: 1)")
+    p.add_argument("--eval-items", type=int, default=24,
+                   help="GenEval prompts per category (POPE images: 4x, VQA questions: 12x; default: 24)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _cmd_recipe(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from .training.recipe import Recipe, parse_sets
+
+    args = _recipe_parser().parse_args(argv)
+    if args.data_scale <= 0 or args.eval_items < 1:
+        raise SystemExit("error: --data-scale must be > 0 and --eval-items >= 1")
+    recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
+                    eval_items=args.eval_items, progress=not args.quiet)
+    state = recipe.run(until=args.until, only=args.only or None)
+    total = sum(p["seconds"] for p in state["parts"].values())
+    print(f"recipe parts done: {', '.join(state['parts'])} ({total / 60:.1f} min in all); see {args.out}/recipe.json")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        import uvicorn
+
+        from .serve.app import create_app
+    except ImportError:
+        raise SystemExit("januspro serve needs the [serve] extra: pip install 'januspro[serve]'") from None
+    if args.queue_size < 1 or args.max_batch < 1 or args.timeout <= 0 or args.max_body_mb <= 0:
+        raise SystemExit("error: --queue-size and --max-batch must be >= 1, --timeout and --max-body-mb > 0")
+    if args.image_dir and not os.path.isdir(args.image_dir):
+        raise SystemExit(f"error: --image-dir {args.image_dir} is not a folder")
+    model, proc = _load(args)
+    api_key = args.api_key or os.environ.get("JANUSPRO_API_KEY") or None
+    app = create_app(model, proc, model_id=args.model_id or _model_name(args.model), api_key=api_key,
+                     image_dir=args.image_dir, queue_size=args.queue_size, max_batch=args.max_batch,
+                     request_timeout=args.timeout, max_body_bytes=int(args.max_body_mb * (1 << 20)))
+    print(f"serving {args.model} on http://{args.host}:{args.port}/ (API key {'on' if api_key else 'off'})")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+    return 0
+
+
+def _model_name(source: str) -> str:
+    from pathlib import Path
+
+    return Path(source).name or str(source)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import load_run_config, train
 
+    if args.config == "recipe":
+        return _cmd_recipe(args.overrides)
     cfg = load_run_config(args.config, args.overrides)
     stats = train(cfg)
     if stats:
@@ -198,7 +268,9 @@ def _cmd_eval_pope(args: argparse.Namespace) -> int:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model folder (any supported layout) or hub id")
+    p.add_argument("--model", default="janus-pro-shapes",
+                   help="model folder (any supported layout), hub id, or a shipped model's name (default: "
+                        "janus-pro-shapes, the small shapes-world model inside the package)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None,
                    help="weight dtype (default: bf16 on GPU, fp32 on CPU)")
@@ -268,12 +340,33 @@ def build_parser() -> argparse.ArgumentParser:
                     help="system prompt (default: DeepSeek's understanding prompt; '' for none)")
     ch.set_defaults(func=_cmd_chat)
 
+    sv = sub.add_parser("serve", help="OpenAI-compatible HTTP API + web page",
+                        description="Serve the model over HTTP: POST /v1/chat/completions (streaming too), POST "
+                                    "/v1/images/generations, GET /v1/models, /health, /metrics, and a web page at /. "
+                                    "Requests that arrive together run as one batch; a full queue answers 429.")
+    _add_model_args(sv)
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    sv.add_argument("--api-key", default=None,
+                    help="require 'Authorization: Bearer KEY' on every route but /health and the page "
+                         "(default: $JANUSPRO_API_KEY, else no key)")
+    sv.add_argument("--model-id", default=None, help="model name reported by the API (default: the --model name)")
+    sv.add_argument("--image-dir", default=None,
+                    help="allow chat images given as local paths inside this folder (default: data: URLs only)")
+    sv.add_argument("--queue-size", type=int, default=64, help="requests that may wait; more get 429 (default: 64)")
+    sv.add_argument("--max-batch", type=int, default=16, help="rows (conversations or images) per batch (default: 16)")
+    sv.add_argument("--timeout", type=float, default=600, help="per-request timeout in seconds (default: 600)")
+    sv.add_argument("--max-body-mb", type=float, default=20, help="request body limit in MiB (default: 20)")
+    sv.add_argument("--quiet", action="store_true", help="log warnings only")
+    sv.set_defaults(func=_cmd_serve)
+
     t = sub.add_parser("train", help="train a stage from a YAML run config",
                        description="Run one training stage described by a YAML config (see configs/), with "
                                    "'section.key=value' overrides after it, e.g. 'optim.lr=1e-4 train.steps=500'. "
                                    "Resumes from OUT/checkpoint.pt when it exists; writes OUT/log.jsonl and the "
-                                   "trained model folder OUT/model.")
-    t.add_argument("config", help="run config YAML")
+                                   "trained model folder OUT/model. 'januspro train recipe shapes' runs "
+                                   "the whole janus-pro-shapes recipe instead (see 'januspro train recipe --help').")
+    t.add_argument("config", help="run config YAML, or 'recipe'")
     t.add_argument("overrides", nargs="*", help="section.key=value overrides")
     t.set_defaults(func=_cmd_train)
 

@@ -162,6 +162,8 @@ class JanusConfig:
     gen_aligner: AlignerConfig | None = None
     gen_head: GenHeadConfig | None = None
     chat_template: ChatTemplateName = "janus-pro"
+    # default system prompt of understanding chats; None: DeepSeek's (what the released models were tuned with)
+    system_prompt: str | None = None
 
     def __post_init__(self) -> None:
         h = self.llm.hidden_size
@@ -179,6 +181,7 @@ class JanusConfig:
         _check(self.gen_head.in_dim == h, "gen_head.in_dim must equal llm.hidden_size")
         _check(self.gen_head.num_codes == self.vq.codebook_size, "gen_head.num_codes must equal vq.codebook_size")
         _check(self.chat_template in ("janus-pro", "janus-1.3b"), f"unknown chat_template {self.chat_template!r}")
+        _check(self.system_prompt is None or isinstance(self.system_prompt, str), "system_prompt must be a string")
 
     # ----------------------------------------------------------------- our own schema
     def to_dict(self) -> dict[str, Any]:
@@ -196,7 +199,7 @@ class JanusConfig:
         for key, value in d.items():
             if key in sub:
                 kwargs[key] = None if value is None else _build(sub[key], value, key)
-            elif key == "chat_template":
+            elif key in ("chat_template", "system_prompt"):
                 kwargs[key] = value
             else:
                 raise ConfigError(f"unknown key {key!r} in januspro config")
@@ -249,6 +252,7 @@ def preset(name: str) -> JanusConfig:
             vision=VisionConfig(image_size=64, patch_size=8, hidden_size=192, num_layers=4, num_heads=4),
             vq=VQConfig(image_size=64, codebook_size=512, codebook_dim=8, base_channels=16,
                         channel_mult=(1, 2, 4, 4), num_res_blocks=1, z_channels=64, norm_groups=8),
+            system_prompt="",  # trained without one
         )
     raise ConfigError(f"unknown preset {name!r}; choose one of {PRESETS}")
 

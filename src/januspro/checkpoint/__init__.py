@@ -45,9 +45,20 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+# The model shipped inside the package (trained by ``januspro train recipe shapes``): every command's default.
+DEFAULT_MODEL = "janus-pro-shapes"
+SHIPPED_MODELS = {DEFAULT_MODEL: Path(__file__).resolve().parent.parent / "assets" / DEFAULT_MODEL}
+
+
 def resolve_model_path(source: str | os.PathLike[str]) -> Path:
-    """A local model folder for ``source``: the folder itself, or a hub id from the local cache or the hub."""
+    """A local model folder for ``source``: the folder itself, a shipped model's name (``janus-pro-shapes``),
+    or a hub id from the local cache or the hub."""
     p = Path(source).expanduser()
+    if str(source) in SHIPPED_MODELS and not p.exists():
+        shipped = SHIPPED_MODELS[str(source)]
+        if not (shipped / "config.json").is_file():
+            raise CheckpointError(f"the shipped model {source!r} is missing from this installation ({shipped})")
+        return shipped
     if p.exists():
         if not p.is_dir():
             raise CheckpointError(f"{p} is a file; give the model folder that holds config.json and the weights")

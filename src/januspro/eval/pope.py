@@ -14,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
-from ..generation.text import TextGenParams, generate_text
+from ..generation.text import TextGenParams
 from ..jsonl import read_jsonl
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
 from ..shapes.scoring import pope_metrics
+from .answers import answer_items
 from .geneval import config_hash, hardware
 
 # The short-answer instruction commonly used for POPE with LLaVA-style models.
@@ -42,40 +43,15 @@ def run_pope(model: JanusModel, processor: JanusProcessor, files: list[str | Pat
              progress: Callable[[int, int], None] | None = None) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    image_root = Path(images)
-    if not image_root.is_dir():
-        raise FileNotFoundError(f"no image folder at {image_root}")
     params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
     t0 = time.time()
     scores: dict[str, dict[str, float]] = {}
     for f in map(Path, files):
         split = split_name(f)
         questions = read_questions(f)
-        ans_path = out / f"answers_{split}.jsonl"
-        done: dict[int, str] = {}
-        if ans_path.is_file():
-            for line in ans_path.read_text().splitlines():
-                r = json.loads(line)
-                done[r["question_id"]] = r["answer"]
-        todo = [q for q in questions if q["question_id"] not in done]
-        with open(ans_path, "a") as fa:
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start:start + batch_size]
-                convs = []
-                for q in chunk:
-                    img = image_root / q["image"]
-                    if not img.is_file():
-                        raise FileNotFoundError(f"image {q['image']} of question {q['question_id']} is not in "
-                                                f"{image_root}")
-                    text = f"{q['text']}\n{suffix}" if suffix else q["text"]
-                    convs.append([{"role": "user", "content": [{"type": "image", "image": img},
-                                                               {"type": "text", "text": text}]}])
-                for q, a in zip(chunk, generate_text(model, processor, convs, params), strict=True):
-                    done[q["question_id"]] = a
-                    fa.write(json.dumps({"question_id": q["question_id"], "answer": a}) + "\n")
-                fa.flush()
-                if progress is not None:
-                    progress(min(start + batch_size, len(todo)), len(todo))
+        done = answer_items(model, processor, questions, Path(images), out / f"answers_{split}.jsonl",
+                            lambda q: f"{q['text']}\n{suffix}" if suffix else q["text"], params, batch_size,
+                            progress)
         scores[split] = pope_metrics([done[q["question_id"]] for q in questions], [q["label"] for q in questions])
     results = {"benchmark": "pope", "scores": scores, "prompt_suffix": suffix, "decoding": "greedy",
                "max_new_tokens": max_new_tokens, "model": str(getattr(model, "source_path", "")),

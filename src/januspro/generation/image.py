@@ -115,7 +115,7 @@ def decode_codes(model: JanusModel, codes: torch.Tensor, chunk: int = 8) -> list
 
 
 def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str | Sequence[str],
-                    params: ImageGenParams | None = None, negative_prompt: str | Sequence[str] | None = None,
+                    params: ImageGenParams | None = None, negative_prompt: str | Sequence[str | None] | None = None,
                     progress: ProgressFn | None = None) -> list[list[Image.Image]]:
     """Generate ``params.n`` images for each prompt; returns one list of PIL images per prompt.
 
@@ -133,7 +133,9 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
         negs = [negative_prompt] * len(cond) if isinstance(negative_prompt, str) else list(negative_prompt)
         if len(negs) != len(cond):
             raise ValueError(f"{len(negs)} negative prompts for {len(cond)} prompts")
-        uncond = [processor.encode_generation_prompt(p) for p in negs]
+        # None in the list: that prompt keeps the official unconditional row
+        uncond = [unconditional_ids(c, processor.tokenizer.pad_id) if p is None else processor.encode_generation_prompt(p)
+                  for c, p in zip(cond, negs, strict=True)]
     gen = make_generator(params.seed, model.lm_head.weight.device)
     codes = generate_codes(model, cond, uncond, params, processor.tokenizer.pad_id, gen, progress)
     images = decode_codes(model, codes)

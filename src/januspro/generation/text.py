@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..models.janus import JanusModel
-from ..processing.processor import ChatBatch, JanusProcessor
+from ..processing.processor import ChatBatch, EncodedChat, JanusProcessor
 from .decode import make_decode_step, prefill, step
 from .sampling import SamplingParams, apply_repetition_penalty, make_generator, sample
 
@@ -152,9 +152,20 @@ def stream_chat(model: JanusModel, processor: JanusProcessor, conversations: Seq
                 params: TextGenParams | None = None, system_prompt: str | None = None
                 ) -> Iterator[tuple[int, str]]:
     """Stream ``(row, text piece)`` for a batch of conversations (different images and lengths)."""
+    return stream_encoded(model, processor, [processor.encode_chat(list(c), system_prompt) for c in conversations],
+                          params)
+
+
+def stream_encoded(model: JanusModel, processor: JanusProcessor, encoded: Sequence[EncodedChat],
+                   params: TextGenParams | None = None, stops: Sequence[Sequence[str]] | None = None,
+                   finish: list[dict[str, Any]] | None = None) -> Iterator[tuple[int, str]]:
+    """:func:`stream_chat` on conversations already encoded with ``processor.encode_chat`` (a server
+    validates them first, then batches them). ``stops``: extra stop strings per row, beside ``params.stop``.
+    ``finish``, when given, receives per row ``{"completion_tokens", "finish_reason": "stop"|"length"}``."""
     params = params or TextGenParams()
-    batch = processor([list(c) for c in conversations], system_prompt)
-    rows = [_RowText(processor, _stops(processor, params)) for _ in conversations]
+    batch = processor.batch(list(encoded))
+    rows = [_RowText(processor, [*_stops(processor, params), *(stops[i] if stops else ())])
+            for i in range(len(encoded))]
     pending: list[tuple[int, str]] = []
 
     def stop_check(row: int, tok: int) -> bool:
@@ -164,13 +175,20 @@ def stream_chat(model: JanusModel, processor: JanusProcessor, conversations: Seq
         return rows[row].stopped
 
     tok = processor.tokenizer
-    for _ in generate_token_steps(model, batch, params, tok.eos_id, tok.image_id, stop_check):
+    ended = [False] * len(rows)  # by EOS or a stop string (not by the token limit)
+    for ev in generate_token_steps(model, batch, params, tok.eos_id, tok.image_id, stop_check):
+        for row, t in enumerate(ev.tokens):
+            if t == tok.eos_id or (t >= 0 and rows[row].stopped):
+                ended[row] = True
         yield from pending
         pending.clear()
     for row, rt in enumerate(rows):
         rest = rt.flush()
         if rest:
             yield row, rest
+    if finish is not None:
+        finish[:] = [{"completion_tokens": len(rt.ids) + (1 if ended[k] and not rt.stopped else 0),
+                      "finish_reason": "stop" if ended[k] else "length"} for k, rt in enumerate(rows)]
 
 
 def generate_text(model: JanusModel, processor: JanusProcessor, conversations: Sequence[Conversation],

@@ -88,7 +88,11 @@ class JanusProcessor:
 
     def encode_chat(self, messages: list[dict[str, Any]], system_prompt: str | None = None,
                     add_generation_prompt: bool = True) -> EncodedChat:
-        """Render, tokenise and preprocess one conversation (see :func:`chat.normalize_messages`)."""
+        """Render, tokenise and preprocess one conversation (see :func:`chat.normalize_messages`).
+        ``system_prompt`` None: the conversation's own system message, else the model's default."""
+        if system_prompt is None and not (messages and isinstance(messages[0], dict)
+                                          and messages[0].get("role") == "system"):
+            system_prompt = self.cfg.system_prompt
         prompt, images = format_conversation(messages, self.template.name, system_prompt, add_generation_prompt)
         ids = self.tokenizer.encode(prompt)
         n_tags = sum(1 for t in ids if t == self.tokenizer.image_id)

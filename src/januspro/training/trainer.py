@@ -254,7 +254,7 @@ class Trainer:
         shape = (3, mc.vision.image_size, mc.vision.image_size)
         stats = torch.zeros(5, dtype=torch.float64)  # text sum, text count, image sum, image count, tokens
         self.optim.zero_grad(set_to_none=True)
-        use_bf16 = self.cfg.train.dtype == "bf16" and self.device.type == "cuda"
+        use_bf16 = self.cfg.train.dtype == "bf16"
         for chunk in chunks:
             if not chunk:
                 continue

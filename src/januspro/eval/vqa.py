@@ -1,0 +1,55 @@
+"""Short-answer VQA runner (GQA-style exact match after normalisation), used for the shapes world's VQA suite.
+
+Reads JSON lines ``{"question_id", "image", "question", "answer"}`` (optional ``kind`` and ``heldout`` are
+reported separately), answers greedily, and writes ``OUT/answers.jsonl`` (resumable) and ``OUT/results.json``
+with the accuracy overall, per kind and for seen / held-out items.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..generation.text import TextGenParams
+from ..jsonl import read_jsonl
+from ..models.janus import JanusModel
+from ..processing.processor import JanusProcessor
+from ..shapes.scoring import normalize_answer
+from .answers import answer_items
+from .geneval import config_hash, hardware
+
+
+def run_vqa(model: JanusModel, processor: JanusProcessor, questions: str | Path, images: str | Path,
+            out: str | Path, batch_size: int = 8, suffix: str = "", max_new_tokens: int = 16,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+    items = read_jsonl(questions, ("question_id", "image", "question", "answer"), "VQA question file")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    done = answer_items(model, processor, items, Path(images), out / "answers.jsonl",
+                        lambda q: f"{q['question']}\n{suffix}" if suffix else q["question"], params, batch_size,
+                        progress)
+    correct = [normalize_answer(done[it["question_id"]]) == normalize_answer(str(it["answer"])) for it in items]
+
+    def acc(pick: Callable[[dict], bool]) -> float | None:
+        hits = [c for c, it in zip(correct, items, strict=True) if pick(it)]
+        return float(np.mean(hits)) if hits else None
+
+    kinds = sorted({str(it.get("kind", "")) for it in items} - {""})
+    scores = {"accuracy": acc(lambda it: True),
+              "per_kind": {k: acc(lambda it, k=k: it.get("kind") == k) for k in kinds}}
+    if any("heldout" in it for it in items):
+        scores["seen"] = acc(lambda it: not it.get("heldout"))
+        scores["heldout"] = acc(lambda it: bool(it.get("heldout")))
+    results = {"benchmark": "vqa", "scores": scores, "n_questions": len(items), "prompt_suffix": suffix,
+               "decoding": "greedy", "max_new_tokens": max_new_tokens,
+               "model": str(getattr(model, "source_path", "")), "config_hash": config_hash(model),
+               "januspro_version": __version__, "hardware": hardware(), "seconds": round(time.time() - t0, 1)}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results

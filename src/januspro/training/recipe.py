@@ -1,0 +1,252 @@
+"""The janus-pro-shapes recipe: the whole pipeline of a Janus-Pro trained from scratch, on the shapes world.
+
+``januspro train recipe shapes --out DIR`` runs the parts below in order. Each part records its wall time in
+``DIR/recipe.json`` when it finishes and is skipped when it is already recorded there, so a stopped run goes
+on where it stopped (a part that was cut off resumes from its own checkpoint).
+
+  data        shapes-world datasets (t2i half clean / half noisy "real", understanding chats, text, class names)
+              and the held-out evaluation suites (GenEval-style prompts, POPE, VQA)
+  tokenizer   byte-level BPE for the world's language + Janus' special tokens
+  vq          the VQ image tokenizer (reconstruction + codebook losses, dead-code restart), then a polish run
+  siglip      the understanding ViT with SigLIP's sigmoid loss on image-caption pairs
+  text        text-only pretraining of the LLM
+  assemble    one model folder from the three components (the starting point of Stage I)
+  stage1      adaptors + image head, LLM frozen, und:text:t2i = 1:0:3 on class-name images
+  stage2      unified pretraining, 2:3:5, real:synthetic text-to-image 1:1
+  stage3      supervised fine-tuning, 5:1:4, the understanding encoder trains too, clean captions only
+  eval        shapes-GenEval, shapes-POPE and VQA on combinations held out from training
+  package     the shipped folder (bf16 safetensors, config, tokenizer) + model card with plots and scores
+
+Every trained part is an ordinary run config of the one trainer (``januspro train``); the settings of each
+are in :data:`PARTS` and can be changed with ``--set part.section.key=value``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ORDER = ("data", "tokenizer", "vq", "vq_polish", "siglip", "text", "assemble", "stage1", "stage2", "stage3",
+         "eval", "package")
+
+# Dataset sizes (items) written by the data part.
+DATA_SIZES = {"t2i": 40000, "und": 40000, "text": 20000, "classname": 4000}
+EVAL_SEED = 1000  # evaluation suites are drawn from another seed than the training data
+
+_COMMON = {"train.device": "cpu", "train.progress": "true", "train.log_every": "10"}
+
+# Run-config overrides of every trained part. {out}, {data}, {tok} are filled in by the recipe.
+PARTS: dict[str, dict[str, str]] = {
+    "vq": {"model.init": "shapes", "data.t2i": "{data}/t2i/t2i.jsonl", "stage.name": "vq",
+           "stage.vq_restart_every": "100", "optim.lr": "1e-3", "optim.warmup_steps": "100",
+           "train.steps": "3000", "train.batch_size": "32", "train.save_every": "250", "train.eval_every": "500"},
+    "vq_polish": {"model.init": "{out}/vq/model", "data.t2i": "{data}/t2i/t2i.jsonl", "stage.name": "vq",
+                  "stage.vq_restart_every": "0", "optim.lr": "3e-4", "train.steps": "1200", "train.batch_size": "32",
+                  "train.save_every": "250", "train.eval_every": "600"},
+    "siglip": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.t2i": "{data}/t2i/t2i.jsonl",
+               "stage.name": "siglip", "optim.lr": "5e-4", "optim.warmup_steps": "50", "train.steps": "600",
+               "train.batch_size": "64", "train.save_every": "200", "train.eval_every": "300"},
+    "text": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.text": "{data}/text/text.jsonl",
+             "data.ratio": "[0,1,0]", "data.pack_length": "256", "stage.name": "text", "optim.lr": "1e-3",
+             "optim.warmup_steps": "50", "train.steps": "300", "train.batch_size": "64", "train.save_every": "100",
+             "train.dtype": "bf16"},
+    "stage1": {"model.init": "{out}/assemble/model", "data.und": "{data}/und/und.jsonl",
+               "data.t2i": "{data}/classname/classname.jsonl", "data.ratio": "[1,0,3]", "data.pack_length": "256",
+               "stage.name": "stage1", "optim.lr": "1e-3", "optim.warmup_steps": "50", "train.steps": "200",
+               "train.batch_size": "64", "train.save_every": "100", "train.dtype": "bf16"},
+    "stage2": {"model.init": "{out}/stage1/model", "data.und": "{data}/und/und.jsonl",
+               "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i.jsonl", "data.ratio": "[2,3,5]",
+               "data.pack_length": "256", "stage.name": "stage2", "optim.lr": "5e-4", "optim.warmup_steps": "100",
+               "train.steps": "1800", "train.batch_size": "64", "train.save_every": "100", "train.dtype": "bf16"},
+    "stage3": {"model.init": "{out}/stage2/model", "data.und": "{data}/und/und.jsonl",
+               "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i_synthetic.jsonl",
+               "data.ratio": "[5,1,4]", "data.pack_length": "256", "stage.name": "stage3", "optim.lr": "2e-4",
+               "optim.warmup_steps": "0", "train.steps": "700", "train.batch_size": "64", "train.save_every": "100",
+               "train.dtype": "bf16"},
+}
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run as asked."""
+
+
+@dataclass
+class Recipe:
+    out: Path
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # part -> {section.key: value}
+    vq: str = ""  # use these trained VQ weights (vq.safetensors) instead of training the VQ parts
+    data_scale: float = 1.0  # multiply the dataset sizes (small runs for tests)
+    eval_items: int = 24  # GenEval prompts per category; POPE images = 4x; VQA questions = 12x
+    progress: bool = True
+    log: Callable[[str], None] = print
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def tok(self) -> Path:
+        return self.out / "tokenizer"
+
+    @property
+    def state_path(self) -> Path:
+        return self.out / "recipe.json"
+
+    def state(self) -> dict[str, Any]:
+        if self.state_path.is_file():
+            return json.loads(self.state_path.read_text())
+        return {"parts": {}}
+
+    def _record(self, part: str, seconds: float, extra: dict[str, Any] | None = None) -> None:
+        st = self.state()
+        st["parts"][part] = {"seconds": round(seconds, 1), **(extra or {})}
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(st, indent=2) + "\n")
+        tmp.replace(self.state_path)
+
+    def run_config_overrides(self, part: str) -> list[str]:
+        values = {**_COMMON, **PARTS[part], **self.overrides.get(part, {})}
+        values["train.out"] = str(self.out / part)
+        values["train.progress"] = "true" if self.progress else "false"
+        subst = {"out": str(self.out), "data": str(self.data), "tok": str(self.tok)}
+        return [f"{k}={v.format(**subst)}" for k, v in values.items()]
+
+    # ------------------------------------------------------------------ parts
+    def run(self, until: str | None = None, only: list[str] | None = None) -> dict[str, Any]:
+        if until is not None and until not in ORDER:
+            raise RecipeError(f"unknown part {until!r}; parts: {', '.join(ORDER)}")
+        bad = [p for p in (only or []) if p not in ORDER]
+        if bad:
+            raise RecipeError(f"unknown part(s) {bad}; parts: {', '.join(ORDER)}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        for part in ORDER:
+            if only and part not in only:
+                continue
+            done = self.state()["parts"]
+            if part in done:
+                self.log(f"[recipe] {part}: done before ({done[part]['seconds']:.0f} s), skipped")
+            elif part in ("vq", "vq_polish") and self.vq:
+                self.log(f"[recipe] {part}: using the given VQ weights {self.vq}")
+            else:
+                self.log(f"[recipe] {part} ...")
+                t0 = time.time()
+                extra = getattr(self, f"part_{part}")() or {}
+                self._record(part, time.time() - t0, extra)
+                self.log(f"[recipe] {part}: {time.time() - t0:.0f} s")
+            if part == until:
+                break
+        return self.state()
+
+    def part_data(self) -> dict[str, Any]:
+        from ..shapes.datasets import write_task
+
+        sizes = {k: max(8, int(v * self.data_scale)) for k, v in DATA_SIZES.items()}
+        for task, n in sizes.items():
+            jsonl = self.data / task / f"{task}.jsonl"
+            if jsonl.is_file() and sum(1 for _ in open(jsonl)) == n:
+                continue  # written by an earlier, interrupted run
+            write_task(task, self.data / task, n, seed=0, variant="mixed" if task == "t2i" else "synthetic")
+        # Stage III trains generation on clean captions only
+        rows = [line for line in open(self.data / "t2i" / "t2i.jsonl") if '"variant": "synthetic"' in line]
+        (self.data / "t2i" / "t2i_synthetic.jsonl").write_text("".join(rows))
+        write_eval_suites(self.data / "eval", self.eval_items)
+        return {"items": sizes}
+
+    def part_tokenizer(self) -> dict[str, Any]:
+        from ..shapes.tokenizer import build_shapes_tokenizer
+
+        tok = build_shapes_tokenizer(self.tok, n=max(200, int(6000 * self.data_scale)))
+        return {"vocab_size": tok.vocab_size}
+
+    def _train(self, part: str) -> dict[str, Any]:
+        from .config import load_run_config
+        from .trainer import make_trainer
+
+        trainer = make_trainer(load_run_config(None, self.run_config_overrides(part)))
+        stats = trainer.run()
+        last = stats[-1].row() if stats else {}
+        ev = trainer.evaluate() if part in ("vq", "vq_polish", "siglip") else {}
+        return {"steps": trainer.step, "final": {k: round(float(v), 4) for k, v in {**last, **ev}.items()}}
+
+    def part_vq(self) -> dict[str, Any]:
+        return self._train("vq")
+
+    def part_vq_polish(self) -> dict[str, Any]:
+        return self._train("vq_polish")
+
+    def part_siglip(self) -> dict[str, Any]:
+        return self._train("siglip")
+
+    def part_text(self) -> dict[str, Any]:
+        return self._train("text")
+
+    def part_assemble(self) -> dict[str, Any]:
+        """The shapes architecture with the trained VQ, ViT and LLM put together, adaptors and heads fresh."""
+        import torch
+
+        from ..checkpoint import load_model, save_model
+        from ..config import preset
+        from ..models.janus import JanusModel
+        from .trainer import load_vq_weights
+
+        torch.manual_seed(0)
+        model = JanusModel(preset("shapes"))
+        model.init_weights_()
+        load_vq_weights(model, self.vq or self.out / "vq_polish" / "model" / "vq.safetensors")
+        vision = load_model(self.out / "siglip" / "model", dtype="fp32")
+        model.vision.load_state_dict(vision.vision.state_dict())
+        text = load_model(self.out / "text" / "model", dtype="fp32")
+        model.llm.load_state_dict(text.llm.state_dict())
+        model.lm_head.load_state_dict(text.lm_head.state_dict())
+        save_model(model, self.out / "assemble" / "model", tokenizer_dir=self.tok)
+        return {}
+
+    def part_stage1(self) -> dict[str, Any]:
+        return self._train("stage1")
+
+    def part_stage2(self) -> dict[str, Any]:
+        return self._train("stage2")
+
+    def part_stage3(self) -> dict[str, Any]:
+        return self._train("stage3")
+
+    def part_eval(self) -> dict[str, Any]:
+        from .shapes_eval import evaluate_shapes_model, targets_met
+
+        scores = evaluate_shapes_model(self.out / "stage3" / "model", self.data / "eval", self.out / "eval",
+                                       progress=self.progress)
+        return {**scores, "targets": targets_met(scores)}
+
+    def part_package(self) -> dict[str, Any]:
+        from .shapes_eval import package_model
+
+        return package_model(self, self.out / "janus-pro-shapes")
+
+
+def write_eval_suites(folder: Path, per_tag: int) -> None:
+    """GenEval-style prompts, POPE questions and VQA items drawn from a separate seed, including the
+    combinations held out from training."""
+    from ..shapes.datasets import write_task
+    from .shapes_eval import write_vqa_suite
+
+    write_task("geneval", folder / "geneval", per_tag, seed=EVAL_SEED)
+    write_task("pope", folder / "pope", 4 * per_tag, seed=EVAL_SEED)
+    write_vqa_suite(folder / "vqa", 12 * per_tag, seed=EVAL_SEED)
+
+
+def parse_sets(items: list[str]) -> dict[str, dict[str, str]]:
+    """``part.section.key=value`` strings -> {part: {section.key: value}}."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        part, dot, rest = key.partition(".")
+        if not sep or not dot or "." not in rest:
+            raise RecipeError(f"--set takes part.section.key=value, got {item!r}")
+        if part not in PARTS:
+            raise RecipeError(f"--set: {part!r} is not a trained part; trained parts: {', '.join(PARTS)}")
+        out.setdefault(part, {})[rest] = value
+    return out
