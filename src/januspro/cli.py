@@ -267,6 +267,64 @@ def _cmd_eval_pope(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_understanding(args: argparse.Namespace) -> int:
+    """mme, mmbench, gqa and vqa: answer, score, print the headline numbers."""
+    model, proc = _load(args)
+    bar, progress = _progress(args.eval_command, "question", args.quiet)
+    if args.eval_command == "mme":
+        from .eval.mme import run_mme
+
+        res = run_mme(model, proc, args.data, args.images, args.out, args.batch_size, progress=progress)
+        s = res["scores"]
+        print(f"MME perception {s['perception']:.1f}, cognition {s['cognition']:.1f}")
+    elif args.eval_command == "mmbench":
+        from .eval.mmbench import run_mmbench
+
+        res = run_mmbench(model, proc, args.data, args.out, args.batch_size, progress=progress)
+        s = res["scores"]
+        print(f"MMBench circular accuracy {s['circular_accuracy']:.3f} ({s['n_questions']} questions), "
+              f"single pass {s['single_pass_accuracy']:.3f}")
+    else:
+        from .eval.vqa import GQA_SUFFIX, run_vqa
+
+        gqa = args.eval_command == "gqa"
+        res = run_vqa(model, proc, args.data, args.images, args.out, args.batch_size,
+                      suffix=GQA_SUFFIX if gqa else "", progress=progress, benchmark=args.eval_command)
+        s = res["scores"]
+        extra = "".join(f", {k} {s[k]:.3f}" for k in ("seen", "heldout") if s.get(k) is not None)
+        print(f"{args.eval_command} accuracy {s['accuracy']:.3f}{extra}")
+    bar.close()
+    print(f"results written to {args.out}/results.json")
+    return 0
+
+
+def _cmd_eval_dpg(args: argparse.Namespace) -> int:
+    from .eval.dpg import run_dpg
+    from .generation.image import ImageGenParams
+
+    params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                            n=4, seed=args.seed or 0, compile=args.compile)
+    model, proc = _load(args)
+    bar, progress = _progress("dpg", "prompt", args.quiet)
+    res = run_dpg(model, proc, args.data, args.out, params, args.limit, progress)
+    bar.close()
+    print(f"{res['n_prompts']} 2x2 grids in {args.out} (score them with DPG-Bench's compute_dpg_bench.py "
+          f"--resolution {res['resolution']} --pic-num 4)")
+    return 0
+
+
+def _cmd_eval_report(args: argparse.Namespace) -> int:
+    from .eval.report import report
+
+    text = report(args.runs)
+    print(text)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text)
+    return 0
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="janus-pro-shapes",
                    help="model folder (any supported layout), hub id, or a shipped model's name (default: "
@@ -278,8 +336,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same output")
 
 
-def _add_image_sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-n", type=int, default=4, help="images per prompt (default: 4)")
+def _add_image_sampling_args(p: argparse.ArgumentParser, with_n: bool = True) -> None:
+    if with_n:
+        p.add_argument("-n", type=int, default=4, help="images per prompt (default: 4)")
     p.add_argument("--cfg", type=float, default=5.0,
                    help="classifier-free guidance weight; 1 disables guidance, 0 is unconditional (default: 5)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default: 1)")
@@ -370,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="section.key=value overrides")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="run a benchmark (GenEval for now) with a recorded sampling recipe",
+    e = sub.add_parser("eval", help="run a benchmark (geneval, dpg, pope, mme, mmbench, gqa, vqa) or a report",
                        description="Run a benchmark and write the official output layout plus results.json "
                                    "(recipe, model, config hash, version, hardware).")
     esub = e.add_subparsers(dest="eval_command", metavar="BENCH", required=True)
@@ -397,6 +456,48 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--batch-size", type=int, default=8, help="questions per batch (default: 8)")
     po.add_argument("--quiet", action="store_true")
     po.set_defaults(func=_cmd_eval_pope)
+    dp = esub.add_parser("dpg", help="DPG-Bench: one 2x2 grid of 4 samples per prompt, named as its scorer expects",
+                         description="Generate 4 samples per DPG-Bench prompt file (prompts/<name>.txt) into "
+                                     "OUT/<name>.png as a 2x2 grid without padding; resumable; prompt i uses seed "
+                                     "seed + i. Score with DPG-Bench's own compute_dpg_bench.py.")
+    _add_model_args(dp)
+    dp.add_argument("--data", required=True, help="DPG-Bench prompt folder (prompts/*.txt)")
+    dp.add_argument("--out", required=True, help="output folder")
+    dp.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    _add_image_sampling_args(dp, with_n=False)
+    dp.add_argument("--quiet", action="store_true")
+    dp.set_defaults(func=_cmd_eval_dpg)
+    for name, helptext, desc, needs_images in (
+        ("mme", "MME: yes/no questions per subtask, MME's acc + acc+ scores",
+         "Answer MME's question lists (Your_Results/<subtask>.txt: image, question, answer) greedily; writes "
+         "the lists with responses appended (the input of MME's calculation.py) and results.json with every "
+         "subtask's score and the perception / cognition sums; resumable.", True),
+        ("mmbench", "MMBench: multiple choice with circular evaluation",
+         "Answer MMBench's TSV (base64 images inside) once per circular shift of the options; a question is "
+         "right only when every shift is; per-category accuracy; resumable.", False),
+        ("gqa", "GQA: short answers, exact match",
+         "Answer GQA's question JSON (e.g. testdev_balanced_questions.json; images <imageId>.jpg) with the "
+         "instruction 'Answer the question using a single word or phrase.'; exact match after normalisation.",
+         True),
+        ("vqa", "short-answer VQA from a JSONL (the shapes world's VQA suite)",
+         "Answer JSON lines {question_id, image, question, answer} greedily; exact match after normalisation, "
+         "per kind and for seen / held-out items when the lines say.", True),
+    ):
+        ep = esub.add_parser(name, help=helptext, description=desc)
+        _add_model_args(ep)
+        ep.add_argument("--data", required=True, help="question file (folder of lists for mme)")
+        if needs_images:
+            ep.add_argument("--images", required=True, help="image folder")
+        ep.add_argument("--out", required=True, help="output folder")
+        ep.add_argument("--batch-size", type=int, default=8, help="questions per batch (default: 8)")
+        ep.add_argument("--quiet", action="store_true")
+        ep.set_defaults(func=_cmd_eval_understanding)
+    rp = esub.add_parser("report", help="runs side by side with the paper's numbers",
+                         description="Put several eval output folders (or folders of them) side by side in a "
+                                     "markdown table, with Janus-Pro-1B / 7B's published numbers as reference rows.")
+    rp.add_argument("runs", nargs="+", help="eval output folders")
+    rp.add_argument("--out", default=None, help="also write the table to this file")
+    rp.set_defaults(func=_cmd_eval_report)
 
     d = sub.add_parser("data", help="synthetic shapes-world data and its exact scorer",
                        description="Write shapes-world datasets, or score images in GenEval's folder layout.")

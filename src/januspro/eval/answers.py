@@ -13,12 +13,12 @@ from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
 
 
-def answer_items(model: JanusModel, processor: JanusProcessor, items: Sequence[dict[str, Any]], image_root: Path,
+def answer_items(model: JanusModel, processor: JanusProcessor, items: Sequence[dict[str, Any]], image_root: Path | None,
                  answers_path: Path, question: Callable[[dict[str, Any]], str], params: TextGenParams,
                  batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> dict[Any, str]:
-    """``{question_id: answer}`` for every item (``question_id``, ``image`` under ``image_root``); answers
-    already in ``answers_path`` are reused."""
-    if not image_root.is_dir():
+    """``{question_id: answer}`` for every item (``question_id``, ``image`` under ``image_root``, or a full path
+    when ``image_root`` is None); answers already in ``answers_path`` are reused."""
+    if image_root is not None and not image_root.is_dir():
         raise FileNotFoundError(f"no image folder at {image_root}")
     done: dict[Any, str] = {}
     if answers_path.is_file():
@@ -32,10 +32,10 @@ def answer_items(model: JanusModel, processor: JanusProcessor, items: Sequence[d
             chunk = todo[start:start + batch_size]
             convs = []
             for it in chunk:
-                img = image_root / it["image"]
+                img = image_root / it["image"] if image_root is not None else Path(it["image"])
                 if not img.is_file():
                     raise FileNotFoundError(f"image {it['image']} of question {it['question_id']} is not in "
-                                            f"{image_root}")
+                                            f"{image_root if image_root is not None else 'its folder'}")
                 convs.append([{"role": "user", "content": [{"type": "image", "image": img},
                                                            {"type": "text", "text": question(it)}]}])
             for it, a in zip(chunk, generate_text(model, processor, convs, params), strict=True):

@@ -1,4 +1,4 @@
-"""Short-answer VQA runner (GQA-style exact match after normalisation), used for the shapes world's VQA suite.
+"""Short-answer VQA runners: GQA (exact match after normalisation) and the shapes world's VQA suite.
 
 Reads JSON lines ``{"question_id", "image", "question", "answer"}`` (optional ``kind`` and ``heldout`` are
 reported separately), answers greedily, and writes ``OUT/answers.jsonl`` (resumable) and ``OUT/results.json``
@@ -23,11 +23,39 @@ from ..shapes.scoring import normalize_answer
 from .answers import answer_items
 from .geneval import config_hash, hardware
 
+GQA_SUFFIX = "Answer the question using a single word or phrase."
+
+
+def read_gqa(path: str | Path) -> list[dict]:
+    """GQA's question file (``{question_id: {"imageId", "question", "answer", ...}}``, e.g.
+    testdev_balanced_questions.json) as VQA items with images ``<imageId>.jpg``."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no GQA question file at {p}")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"{p} must map question ids to questions")
+    items = []
+    for qid, q in data.items():
+        if not isinstance(q, dict) or not {"imageId", "question", "answer"} <= set(q):
+            raise ValueError(f"GQA question {qid} lacks imageId, question or answer")
+        items.append({"question_id": str(qid), "image": f"{q['imageId']}.jpg", "question": q["question"],
+                      "answer": q["answer"], "kind": q.get("types", {}).get("structural", "") if
+                      isinstance(q.get("types"), dict) else ""})
+    return items
+
 
 def run_vqa(model: JanusModel, processor: JanusProcessor, questions: str | Path, images: str | Path,
             out: str | Path, batch_size: int = 8, suffix: str = "", max_new_tokens: int = 16,
-            progress: Callable[[int, int], None] | None = None) -> dict:
-    items = read_jsonl(questions, ("question_id", "image", "question", "answer"), "VQA question file")
+            progress: Callable[[int, int], None] | None = None, benchmark: str = "vqa") -> dict:
+    """Short-answer VQA: ``questions`` is a JSONL of items, or (``benchmark="gqa"``) GQA's question JSON."""
+    if benchmark == "gqa":
+        items = read_gqa(questions)
+    else:
+        items = read_jsonl(questions, ("question_id", "image", "question", "answer"), "VQA question file")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -47,7 +75,7 @@ def run_vqa(model: JanusModel, processor: JanusProcessor, questions: str | Path,
     if any("heldout" in it for it in items):
         scores["seen"] = acc(lambda it: not it.get("heldout"))
         scores["heldout"] = acc(lambda it: bool(it.get("heldout")))
-    results = {"benchmark": "vqa", "scores": scores, "n_questions": len(items), "prompt_suffix": suffix,
+    results = {"benchmark": benchmark, "scores": scores, "n_questions": len(items), "prompt_suffix": suffix,
                "decoding": "greedy", "max_new_tokens": max_new_tokens,
                "model": str(getattr(model, "source_path", "")), "config_hash": config_hash(model),
                "januspro_version": __version__, "hardware": hardware(), "seconds": round(time.time() - t0, 1)}
