@@ -185,3 +185,44 @@ def test_report_side_by_side(tmp_path, capsys):
     assert "| 0.500 |" in ours and "| 85.0 |" in ours and "| 1234.5 |" in ours
     capsys.readouterr()
     assert main(["eval", "report", str(tmp_path / "nothing")]) == 2
+
+
+# ----------------------------------------------------------------------------- MMMU
+@pytest.mark.parametrize("response,want", [("(B)", "B"), ("B", "B"), ("The answer is C.", "C"),
+                                           ("I think it is (A), not (D)", "D"),
+                                           ("It must be the red one of these shapes", "A")])
+def test_mmmu_choice_parsing(response, want):
+    from januspro.eval.mmmu import parse_choice
+
+    assert parse_choice(response, ["red one", "blue", "green", "cyan"], "q1") == want
+
+
+def test_mmmu_random_fallback_is_seeded_and_open_answers():
+    from januspro.eval.mmmu import open_correct, parse_choice
+
+    picks = {parse_choice("no idea", ["a1", "b1", "c1", "d1"], "q7") for _ in range(5)}
+    assert len(picks) == 1 and picks <= set("ABCD")
+    assert open_correct("The value is 3,200.", "3200") and open_correct("Paris.", "paris")
+    assert not open_correct("42", "43") and open_correct("x", ["y", "x"])
+
+
+def test_mmmu_runner(tiny, tmp_path, capsys):
+    (tmp_path / "img").mkdir()
+    for k in (1, 2):
+        Image.new("RGB", (20, 20), (40 * k, 0, 0)).save(tmp_path / "img" / f"{k}.png")
+    rows = [{"id": "validation_Art_1", "question": "Which is darker, <image 1> or <image 2>?",
+             "options": "['the first', 'the second']", "answer": "A", "question_type": "multiple-choice",
+             "image_1": "img/1.png", "image_2": "img/2.png"},
+            {"id": "validation_Math_2", "question": "What is 2 + 2?", "options": "[]", "answer": "4",
+             "question_type": "open"}]
+    (tmp_path / "mmmu.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from januspro.eval.mmmu import build_conversation, read_questions
+
+    conv = build_conversation(read_questions(tmp_path / "mmmu.jsonl")[0])
+    kinds = [p["type"] for p in conv[0]["content"]]
+    assert kinds == ["text", "image", "text", "image", "text"]
+    assert main(["eval", "mmmu", "--model", str(tiny), "--data", str(tmp_path / "mmmu.jsonl"), "--out",
+                 str(tmp_path / "m"), "--quiet"]) == 0
+    res = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert res["benchmark"] == "mmmu" and res["scores"]["n_questions"] == 2
+    assert "MMMU accuracy" in capsys.readouterr().out

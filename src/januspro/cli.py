@@ -268,7 +268,7 @@ def _cmd_eval_pope(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_understanding(args: argparse.Namespace) -> int:
-    """mme, mmbench, gqa and vqa: answer, score, print the headline numbers."""
+    """mme, mmbench, mmmu, gqa and vqa: answer, score, print the headline numbers."""
     model, proc = _load(args)
     bar, progress = _progress(args.eval_command, "question", args.quiet)
     if args.eval_command == "mme":
@@ -277,6 +277,11 @@ def _cmd_eval_understanding(args: argparse.Namespace) -> int:
         res = run_mme(model, proc, args.data, args.images, args.out, args.batch_size, progress=progress)
         s = res["scores"]
         print(f"MME perception {s['perception']:.1f}, cognition {s['cognition']:.1f}")
+    elif args.eval_command == "mmmu":
+        from .eval.mmmu import run_mmmu
+
+        res = run_mmmu(model, proc, args.data, args.out, progress=progress)
+        print(f"MMMU accuracy {res['scores']['accuracy']:.3f} ({res['scores']['n_questions']} questions)")
     elif args.eval_command == "mmbench":
         from .eval.mmbench import run_mmbench
 
@@ -429,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="section.key=value overrides")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="run a benchmark (geneval, dpg, pope, mme, mmbench, gqa, vqa) or a report",
+    e = sub.add_parser("eval", help="run a benchmark (geneval, dpg, pope, mme, mmbench, mmmu, gqa, vqa) or a report",
                        description="Run a benchmark and write the official output layout plus results.json "
                                    "(recipe, model, config hash, version, hardware).")
     esub = e.add_subparsers(dest="eval_command", metavar="BENCH", required=True)
@@ -475,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("mmbench", "MMBench: multiple choice with circular evaluation",
          "Answer MMBench's TSV (base64 images inside) once per circular shift of the options; a question is "
          "right only when every shift is; per-category accuracy; resumable.", False),
+        ("mmmu", "MMMU: multiple choice and open questions with MMMU's answer parsing",
+         "Answer MMMU questions (JSON lines with the dataset's fields and image_1.. paths, or the dataset's "
+         "Parquet files when pyarrow is installed) greedily; MMMU's parsing (random option when none is named, "
+         "seeded by question id); accuracy; resumable.", False),
         ("gqa", "GQA: short answers, exact match",
          "Answer GQA's question JSON (e.g. testdev_balanced_questions.json; images <imageId>.jpg) with the "
          "instruction 'Answer the question using a single word or phrase.'; exact match after normalisation.",

@@ -18,7 +18,7 @@ PAPER = {
     "Janus-Pro-7B (paper)": {"geneval": 0.80, "dpg": 84.19, "pope": 87.4, "mme": 1567.0, "mmbench": 79.2},
 }
 COLUMNS = (("geneval", "GenEval"), ("dpg", "DPG-Bench"), ("pope", "POPE F1"), ("mme", "MME-P"),
-           ("mmbench", "MMBench"), ("gqa", "GQA"), ("vqa", "VQA (shapes)"))
+           ("mmbench", "MMBench"), ("mmmu", "MMMU"), ("gqa", "GQA"), ("vqa", "VQA (shapes)"))
 
 
 def find_results(paths: list[str | Path]) -> list[Path]:
@@ -47,7 +47,7 @@ def headline(res: dict) -> tuple[str, float | None]:
         return b, s.get("perception")
     if b == "mmbench":
         return b, 100 * s["circular_accuracy"] if "circular_accuracy" in s else None
-    if b in ("gqa", "vqa"):
+    if b in ("gqa", "vqa", "mmmu"):
         return b, 100 * s["accuracy"] if s.get("accuracy") is not None else None
     if b == "dpg":
         return b, None
@@ -70,4 +70,4 @@ def report(paths: list[str | Path]) -> str:
     for name, vals in rows.items():
         lines.append(f"| {name} | " + " | ".join(vals.get(k, "") for k, _ in COLUMNS) + " |")
     return head + "\n".join(lines) + "\n\nGenEval: overall (0-1); POPE: mean F1 of the splits x100; MME-P: perception " \
-        "score (max 2000); MMBench: circular accuracy x100; GQA / VQA: exact-match accuracy x100.\n"
+        "score (max 2000); MMBench: circular accuracy x100; MMMU: accuracy x100; GQA / VQA: exact-match accuracy x100.\n"
