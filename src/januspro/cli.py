@@ -259,7 +259,8 @@ def _cmd_eval_pope(args: argparse.Namespace) -> int:
 
     model, proc = _load(args)
     bar, progress = _progress("pope", "question", args.quiet)
-    results = run_pope(model, proc, args.data, args.images, args.out, args.batch_size, progress=progress)
+    results = run_pope(model, proc, args.data, args.images, args.out, args.batch_size, suffix=args.prompt_suffix,
+                       progress=progress)
     bar.close()
     for split, m in results["scores"].items():
         print(f"{split}: accuracy {m['accuracy']:.3f}, precision {m['precision']:.3f}, recall {m['recall']:.3f}, "
@@ -459,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--images", required=True, help="folder holding the images the questions name")
     po.add_argument("--out", required=True, help="output folder")
     po.add_argument("--batch-size", type=int, default=8, help="questions per batch (default: 8)")
+    po.add_argument("--prompt-suffix", default="Answer the question using a single word or phrase.",
+                    help="instruction after each question (default: the LLaVA-style short-answer one; '' for none)")
     po.add_argument("--quiet", action="store_true")
     po.set_defaults(func=_cmd_eval_pope)
     dp = esub.add_parser("dpg", help="DPG-Bench: one 2x2 grid of 4 samples per prompt, named as its scorer expects",
