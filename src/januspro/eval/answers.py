@@ -13,6 +13,17 @@ from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
 
 
+def read_answers(path: Path) -> dict[Any, str]:
+    """``{question_id: answer}`` from an answers file written by a (possibly interrupted) earlier run."""
+    done: dict[Any, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[r["question_id"]] = r["answer"]
+    return done
+
+
 def answer_items(model: JanusModel, processor: JanusProcessor, items: Sequence[dict[str, Any]], image_root: Path | None,
                  answers_path: Path, question: Callable[[dict[str, Any]], str], params: TextGenParams,
                  batch_size: int = 8, progress: Callable[[int, int], None] | None = None) -> dict[Any, str]:
@@ -20,12 +31,7 @@ def answer_items(model: JanusModel, processor: JanusProcessor, items: Sequence[d
     when ``image_root`` is None); answers already in ``answers_path`` are reused."""
     if image_root is not None and not image_root.is_dir():
         raise FileNotFoundError(f"no image folder at {image_root}")
-    done: dict[Any, str] = {}
-    if answers_path.is_file():
-        for line in answers_path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[r["question_id"]] = r["answer"]
+    done = read_answers(answers_path)
     todo = [it for it in items if it["question_id"] not in done]
     with open(answers_path, "a") as f:
         for start in range(0, len(todo), batch_size):

@@ -32,6 +32,7 @@ from ..models.janus import JanusModel
 from ..processing.image import load_image
 from ..processing.processor import JanusProcessor
 from ..shapes.scoring import normalize_answer
+from .answers import read_answers
 from .geneval import config_hash, hardware
 from .mmbench import LETTERS
 
@@ -141,12 +142,7 @@ def run_mmmu(model: JanusModel, processor: JanusProcessor, data: str | Path, out
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "answers.jsonl"
-    done: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[r["question_id"]] = r["answer"]
+    done = read_answers(path)
     params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
     t0 = time.time()
     todo = [q for q in qs if q["id"] not in done]

@@ -36,6 +36,7 @@ ORDER = ("data", "tokenizer", "vq", "vq_polish", "siglip", "text", "assemble", "
 # Dataset sizes (items) written by the data part.
 DATA_SIZES = {"t2i": 40000, "und": 40000, "text": 20000, "classname": 4000}
 EVAL_SEED = 1000  # evaluation suites are drawn from another seed than the training data
+VALIDATION_SEED = 2000  # the prompts on which the sampling settings are chosen
 
 _COMMON = {"train.device": "cpu", "train.progress": "true", "train.log_every": "10"}
 
@@ -134,7 +135,7 @@ class Recipe:
             else:
                 self.log(f"[recipe] {part} ...")
                 t0 = time.time()
-                extra = getattr(self, f"part_{part}")() or {}
+                extra = (self._train(part) if part in PARTS else getattr(self, f"part_{part}")()) or {}
                 self._record(part, time.time() - t0, extra)
                 self.log(f"[recipe] {part}: {time.time() - t0:.0f} s")
             if part == until:
@@ -172,18 +173,6 @@ class Recipe:
         ev = trainer.evaluate() if part in ("vq", "vq_polish", "siglip") else {}
         return {"steps": trainer.step, "final": {k: round(float(v), 4) for k, v in {**last, **ev}.items()}}
 
-    def part_vq(self) -> dict[str, Any]:
-        return self._train("vq")
-
-    def part_vq_polish(self) -> dict[str, Any]:
-        return self._train("vq_polish")
-
-    def part_siglip(self) -> dict[str, Any]:
-        return self._train("siglip")
-
-    def part_text(self) -> dict[str, Any]:
-        return self._train("text")
-
     def part_assemble(self) -> dict[str, Any]:
         """The shapes architecture with the trained VQ, ViT and LLM put together, adaptors and heads fresh."""
         import torch
@@ -205,15 +194,6 @@ class Recipe:
         save_model(model, self.out / "assemble" / "model", tokenizer_dir=self.tok)
         return {}
 
-    def part_stage1(self) -> dict[str, Any]:
-        return self._train("stage1")
-
-    def part_stage2(self) -> dict[str, Any]:
-        return self._train("stage2")
-
-    def part_stage3(self) -> dict[str, Any]:
-        return self._train("stage3")
-
     def part_eval(self) -> dict[str, Any]:
         from .shapes_eval import evaluate_shapes_model, targets_met
 
@@ -227,15 +207,16 @@ class Recipe:
         return package_model(self, self.out / "janus-pro-shapes")
 
 
-def write_eval_suites(folder: Path, per_tag: int) -> None:
+def write_eval_suites(folder: Path, per_tag: int, seed: int = EVAL_SEED) -> None:
     """GenEval-style prompts, POPE questions and VQA items drawn from a separate seed, including the
     combinations held out from training."""
     from ..shapes.datasets import write_task
     from .shapes_eval import write_vqa_suite
 
-    write_task("geneval", folder / "geneval", per_tag, seed=EVAL_SEED)
-    write_task("pope", folder / "pope", 4 * per_tag, seed=EVAL_SEED)
-    write_vqa_suite(folder / "vqa", 12 * per_tag, seed=EVAL_SEED)
+    write_task("geneval", folder / "geneval", per_tag, seed=seed)
+    write_task("geneval", folder / "validation", max(1, per_tag // 3), seed=VALIDATION_SEED)  # picks sampling
+    write_task("pope", folder / "pope", 4 * per_tag, seed=seed)
+    write_vqa_suite(folder / "vqa", 12 * per_tag, seed=seed)
 
 
 def parse_sets(items: list[str]) -> dict[str, dict[str, str]]:
