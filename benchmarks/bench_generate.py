@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from results_file import write_section  # noqa: E402
 
 from januspro.checkpoint import load_model  # noqa: E402
+from januspro.eval.geneval import hardware as cpu_hardware  # noqa: E402
 from januspro.generation.image import ImageGenParams, decode_codes, generate_codes, unconditional_ids  # noqa: E402
 from januspro.generation.text import TextGenParams, generate_token_steps  # noqa: E402
 from januspro.processing.processor import ChatBatch  # noqa: E402
@@ -206,17 +206,7 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: floa
 
 
 def hardware(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(0)
-    name = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {torch.get_num_threads()} threads"
+    return torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_hardware()
 
 
 def main() -> None:

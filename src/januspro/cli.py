@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "trained model folder OUT/model. 'januspro train recipe shapes' runs "
                                    "the whole janus-pro-shapes recipe instead (see 'januspro train recipe --help').")
     t.add_argument("config", help="run config YAML, or 'recipe'")
-    t.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    t.add_argument("overrides", nargs=argparse.REMAINDER, help="section.key=value overrides (for recipe: its options)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="run a benchmark (geneval, dpg, pope, mme, mmbench, mmmu, gqa, vqa) or a report",

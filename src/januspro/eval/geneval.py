@@ -38,9 +38,18 @@ def config_hash(model: JanusModel) -> str:
 
 
 def hardware() -> str:
+    """The GPU's name, or the CPU's model name and the threads torch uses."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads"
 
 
 def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Path, out: str | Path,

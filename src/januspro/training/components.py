@@ -77,11 +77,12 @@ class VQTrainer(Trainer):
             "images_per_s": x.shape[0] / dt})
 
     def save_model(self, folder):  # type: ignore[override]
-        """The whole model folder, plus the VQ tokenizer alone as ``vq.safetensors`` beside it."""
+        """The whole model folder, plus the VQ tokenizer alone as ``OUT/vq.safetensors`` (outside the model
+        folder, whose loader reads every safetensors file in it)."""
         from .trainer import save_vq_weights
 
         out = super().save_model(folder)
-        save_vq_weights(self.model, out / "vq.safetensors")
+        save_vq_weights(self.model, out.parent / "vq.safetensors")
         return out
 
     @torch.no_grad()

@@ -62,7 +62,7 @@ PARTS: dict[str, dict[str, str]] = {
     "stage2": {"model.init": "{out}/stage1/model", "data.und": "{data}/und/und.jsonl",
                "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i.jsonl", "data.ratio": "[2,3,5]",
                "data.pack_length": "256", "stage.name": "stage2", "optim.lr": "5e-4", "optim.warmup_steps": "100",
-               "train.steps": "1800", "train.batch_size": "64", "train.save_every": "100", "train.dtype": "bf16"},
+               "train.steps": "2800", "train.batch_size": "64", "train.save_every": "100", "train.dtype": "bf16"},
     "stage3": {"model.init": "{out}/stage2/model", "data.und": "{data}/und/und.jsonl",
                "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i_synthetic.jsonl",
                "data.ratio": "[5,1,4]", "data.pack_length": "256", "stage.name": "stage3", "optim.lr": "2e-4",
@@ -185,7 +185,7 @@ class Recipe:
         torch.manual_seed(0)
         model = JanusModel(preset("shapes"))
         model.init_weights_()
-        load_vq_weights(model, self.vq or self.out / "vq_polish" / "model" / "vq.safetensors")
+        load_vq_weights(model, self.vq or self.out / "vq_polish" / "vq.safetensors")
         vision = load_model(self.out / "siglip" / "model", dtype="fp32")
         model.vision.load_state_dict(vision.vision.state_dict())
         text = load_model(self.out / "text" / "model", dtype="fp32")

@@ -196,7 +196,6 @@ def package_model(recipe, dest: Path) -> dict:
     """The shipped folder: bf16 weights, config (no system prompt: the model was trained without one),
     tokenizer, loss plots and the model card (README.md)."""
     import dataclasses
-    import platform
 
     from ..checkpoint import load_model, save_model
 
@@ -227,7 +226,9 @@ def package_model(recipe, dest: Path) -> dict:
             k: ev[k] for k in ("geneval", "pope", "vqa")}, "targets": ev.get("targets")}, indent=2) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
     size_mb = sum(f.stat().st_size for f in dest.glob("*.safetensors")) / 1e6
-    card = model_card(state, n_params, size_mb, plots, platform.processor() or platform.machine())
+    from ..eval.geneval import hardware
+
+    card = model_card(state, n_params, size_mb, plots, hardware())
     (dest / "README.md").write_text(card)
     return {"params": n_params, "weights_mb": round(size_mb, 2)}
 
@@ -246,7 +247,7 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
              "8 heads, vocab 512;",
              "  understanding ViT 64 px, patch 8 (64 tokens); VQ 64 px -> 8x8 = 64 codes, codebook 512 x 8.",
              "- No system prompt (the model was trained without one).",
-             f"- Trained on {torch.get_num_threads()} CPU threads ({cpu}).", "",
+             f"- Trained on {cpu} (torch {torch.__version__}).", "",
              "## Recipe and wall time", "", "| part | steps | wall time (min) | final numbers |", "|---|---|---|---|"]
     total = 0.0
     for name, info in parts.items():
@@ -255,7 +256,8 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         total += info["seconds"]
         final = ", ".join(f"{k} {v:.4g}" for k, v in info.get("final", {}).items()
                           if k not in ("step", "lr", "grad_norm"))
-        lines.append(f"| {name} | {info.get('steps', '')} | {info['seconds'] / 60:.1f} | {final} |")
+        note = f" ({info['note']})" if info.get("note") else ""
+        lines.append(f"| {name} | {info.get('steps', '')} | {info['seconds'] / 60:.1f}{note} | {final} |")
     lines += ["", f"Total training wall time: {total / 60:.1f} min (parts listed in recipe.json; a part reused "
               "from an earlier run keeps the time it took then).", ""]
     if scores:
