@@ -130,6 +130,8 @@ def test_gqa_runner(tiny, tmp_path, capsys):
     res = json.loads((tmp_path / "g" / "results.json").read_text())
     assert res["benchmark"] == "gqa" and res["n_questions"] == 3 and 0 <= res["scores"]["accuracy"] <= 1
     assert res["prompt_suffix"] == "Answer the question using a single word or phrase."
+    md = (tmp_path / "g" / "results.md").read_text()
+    assert md.startswith("# gqa results") and f"| accuracy | {res['scores']['accuracy']:.4f} |" in md
     assert "gqa accuracy" in capsys.readouterr().out
 
 

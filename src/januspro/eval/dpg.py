@@ -11,7 +11,6 @@ DPG-Bench's mPLUG VQA model and its question CSV, which are not part of this pac
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from ..generation.image import ImageGenParams, generate_images
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
 from .geneval import config_hash, hardware
+from .record import write_results
 
 
 def read_prompts(folder: str | Path) -> list[tuple[str, str]]:
@@ -76,5 +76,5 @@ def run_dpg(model: JanusModel, processor: JanusProcessor, prompts: str | Path, o
                "seed_schedule": "seed + prompt index (sorted names)", "model": str(getattr(model, "source_path", "")),
                "config_hash": config_hash(model), "januspro_version": __version__, "hardware": hardware(),
                "generation_seconds": round(time.time() - t0, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     return results

@@ -23,6 +23,7 @@ from ..generation.image import ImageGenParams, generate_images
 from ..jsonl import read_jsonl
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
+from .record import write_results
 
 
 def read_metadata(path: str | Path) -> list[tuple[str, dict]]:
@@ -93,5 +94,5 @@ def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Pa
 
         report = score_geneval_folder(out, out)
         results["scores"] = report.to_dict()
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     return results

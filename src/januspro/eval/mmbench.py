@@ -18,7 +18,6 @@ import base64
 import binascii
 import csv
 import io
-import json
 import re
 import sys
 import time
@@ -33,6 +32,7 @@ from ..processing.processor import JanusProcessor
 from ..shapes.scoring import normalize_answer
 from .answers import answer_items
 from .geneval import config_hash, hardware
+from .record import write_results
 
 LETTERS = "ABCDEFGHI"
 SUFFIX = "Answer with the option's letter from the given choices directly."
@@ -154,7 +154,7 @@ def run_mmbench(model: JanusModel, processor: JanusProcessor, data: str | Path, 
                "prompt_suffix": SUFFIX, "decoding": "greedy", "max_new_tokens": max_new_tokens,
                "model": str(getattr(model, "source_path", "")), "config_hash": config_hash(model),
                "januspro_version": __version__, "hardware": hardware(), "seconds": round(time.time() - t0, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     return results
 
 

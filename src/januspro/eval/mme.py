@@ -12,7 +12,6 @@ sum of the ten perception subtasks, cognition = sum of the four cognition subtas
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
 from .answers import answer_items
 from .geneval import config_hash, hardware
+from .record import write_results
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork",
               "OCR")
@@ -115,5 +115,5 @@ def run_mme(model: JanusModel, processor: JanusProcessor, data: str | Path, imag
                "max_new_tokens": max_new_tokens, "prompt": "the question as written (it asks for yes or no)",
                "model": str(getattr(model, "source_path", "")), "config_hash": config_hash(model),
                "januspro_version": __version__, "hardware": hardware(), "seconds": round(time.time() - t0, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     return results

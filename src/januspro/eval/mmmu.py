@@ -35,6 +35,7 @@ from ..shapes.scoring import normalize_answer
 from .answers import read_answers
 from .geneval import config_hash, hardware
 from .mmbench import LETTERS
+from .record import write_results
 
 MC_SUFFIX = "Answer with the option's letter from the given choices directly."
 OPEN_SUFFIX = "Answer the question using a single word or phrase."
@@ -165,5 +166,5 @@ def run_mmmu(model: JanusModel, processor: JanusProcessor, data: str | Path, out
                "prompt_suffix": {"multiple-choice": MC_SUFFIX, "open": OPEN_SUFFIX},
                "model": str(getattr(model, "source_path", "")), "config_hash": config_hash(model),
                "januspro_version": __version__, "hardware": hardware(), "seconds": round(time.time() - t0, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     return results

@@ -8,7 +8,6 @@ shared/fixtures/pope/ or the shapes-world ones), finds each image under ``--imag
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..processing.processor import JanusProcessor
 from ..shapes.scoring import pope_metrics
 from .answers import answer_items
 from .geneval import config_hash, hardware
+from .record import write_results
 
 # The short-answer instruction commonly used for POPE with LLaVA-style models.
 POPE_SUFFIX = "Answer the question using a single word or phrase."
@@ -57,5 +57,5 @@ def run_pope(model: JanusModel, processor: JanusProcessor, files: list[str | Pat
                "max_new_tokens": max_new_tokens, "model": str(getattr(model, "source_path", "")),
                "config_hash": config_hash(model), "januspro_version": __version__, "hardware": hardware(),
                "seconds": round(time.time() - t0, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     return results

@@ -22,6 +22,7 @@ from ..processing.processor import JanusProcessor
 from ..shapes.scoring import normalize_answer
 from .answers import answer_items
 from .geneval import config_hash, hardware
+from .record import write_results
 
 GQA_SUFFIX = "Answer the question using a single word or phrase."
 
@@ -79,5 +80,5 @@ def run_vqa(model: JanusModel, processor: JanusProcessor, questions: str | Path,
                "decoding": "greedy", "max_new_tokens": max_new_tokens,
                "model": str(getattr(model, "source_path", "")), "config_hash": config_hash(model),
                "januspro_version": __version__, "hardware": hardware(), "seconds": round(time.time() - t0, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
     return results
