@@ -272,3 +272,37 @@ def test_openai_client(client, tiny):
     with pytest.raises(openai.BadRequestError) as e:
         oc.images.generate(model="tiny", prompt="x", size="1024x1024")
     assert "generates" in str(e.value)
+
+
+def test_closed_stream_frees_its_queue_slot(tiny):
+    """Over a real socket: a client that closes its stream while queued frees its place in the queue."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    engine = Engine(*tiny)
+    engine.close()  # no worker: the request stays queued until its client goes away
+    app = create_app(*tiny, engine=engine)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    try:
+        deadline = time.time() + 20
+        while not srv.started and time.time() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        with httpx.Client(timeout=30) as c, c.stream("POST", url, json=chat_body(stream=True)) as r:
+            first = next(r.iter_lines())
+            assert json.loads(first[6:])["choices"][0]["delta"]["role"] == "assistant"
+            assert engine.queue_depth == 1
+        deadline = time.time() + 10
+        while engine.queue_depth and time.time() < deadline:
+            time.sleep(0.05)
+        assert engine.queue_depth == 0
+    finally:
+        srv.should_exit = True
+        t.join(timeout=10)
