@@ -98,6 +98,8 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         history.append({"role": "user", "content": parts})
         text = ""
         for _, piece in stream_chat(model, proc, [history], params, args.system_prompt):
+            if not text:
+                piece = piece.lstrip()  # the answer's leading space (after "Assistant:") is not shown
             print(piece, end="", flush=True)
             text += piece
         print()

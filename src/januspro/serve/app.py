@@ -375,6 +375,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
                 yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
                              for i in range(body.n)])
                 deadline = time.perf_counter() + request_timeout
+                started: set[int] = set()
                 while not (job.future.done() and pieces.empty()):
                     if time.perf_counter() > deadline:
                         job.cancel()
@@ -385,6 +386,11 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
                         i, p = await asyncio.wait_for(pieces.get(), timeout=0.25)
                     except asyncio.TimeoutError:
                         continue
+                    if i not in started:  # like the non-streamed answer: no leading whitespace
+                        p = p.lstrip()
+                        if not p:
+                            continue
+                        started.add(i)
                     yield chunk([{"index": i, "delta": {"content": p}, "finish_reason": None}])
                 try:
                     res = job.future.result()
