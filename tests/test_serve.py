@@ -295,14 +295,17 @@ def test_closed_stream_frees_its_queue_slot(tiny):
         while not srv.started and time.time() < deadline:
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        queued: list = []
+        submit = engine.submit
+        engine.submit = lambda *a, **k: queued.append(submit(*a, **k)) or queued[-1]  # type: ignore[method-assign]
         with httpx.Client(timeout=30) as c, c.stream("POST", url, json=chat_body(stream=True)) as r:
             first = next(r.iter_lines())
             assert json.loads(first[6:])["choices"][0]["delta"]["role"] == "assistant"
-            assert engine.queue_depth == 1
+            assert len(queued) == 1  # the request reached the queue (no worker runs it)
         deadline = time.time() + 30
         while engine.queue_depth and time.time() < deadline:
             time.sleep(0.05)
-        assert engine.queue_depth == 0
+        assert engine.queue_depth == 0 and queued[0].cancelled
     finally:
         srv.should_exit = True
         t.join(timeout=10)

@@ -66,7 +66,7 @@ PARTS: dict[str, dict[str, str]] = {
     "stage3": {"model.init": "{out}/stage2/model", "data.und": "{data}/und/und.jsonl",
                "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i_synthetic.jsonl",
                "data.ratio": "[5,1,4]", "data.pack_length": "256", "stage.name": "stage3", "optim.lr": "2e-4",
-               "optim.warmup_steps": "0", "train.steps": "700", "train.batch_size": "64", "train.save_every": "100",
+               "optim.warmup_steps": "0", "train.steps": "1800", "train.batch_size": "64", "train.save_every": "100",
                "train.dtype": "bf16"},
 }
 
