@@ -276,29 +276,18 @@ def test_openai_client(client, tiny):
 
 def test_closed_stream_frees_its_queue_slot(tiny):
     """Over a real socket: a client that closes its stream while queued frees its place in the queue."""
-    import socket
-
     import httpx
-    import uvicorn
+
+    from helpers import serve_in_thread
 
     engine = Engine(*tiny)
     engine.close()  # no worker: the request stays queued until its client goes away
-    app = create_app(*tiny, engine=engine)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    try:
-        deadline = time.time() + 20
-        while not srv.started and time.time() < deadline:
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        queued: list = []
-        submit = engine.submit
-        engine.submit = lambda *a, **k: queued.append(submit(*a, **k)) or queued[-1]  # type: ignore[method-assign]
-        with httpx.Client(timeout=30) as c, c.stream("POST", url, json=chat_body(stream=True)) as r:
+    queued: list = []
+    submit = engine.submit
+    engine.submit = lambda *a, **k: queued.append(submit(*a, **k)) or queued[-1]  # type: ignore[method-assign]
+    with serve_in_thread(create_app(*tiny, engine=engine)) as base:
+        with httpx.Client(timeout=30) as c, c.stream("POST", base + "/v1/chat/completions",
+                                                     json=chat_body(stream=True)) as r:
             first = next(r.iter_lines())
             assert json.loads(first[6:])["choices"][0]["delta"]["role"] == "assistant"
             assert len(queued) == 1  # the request reached the queue (no worker runs it)
@@ -306,6 +295,3 @@ def test_closed_stream_frees_its_queue_slot(tiny):
         while engine.queue_depth and time.time() < deadline:
             time.sleep(0.05)
         assert engine.queue_depth == 0 and queued[0].cancelled
-    finally:
-        srv.should_exit = True
-        t.join(timeout=10)

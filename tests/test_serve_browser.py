@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -35,25 +32,13 @@ def _need_browser():
 
 @pytest.fixture()
 def server(tmp_path):
-    from helpers import make_tiny_checkpoint
+    from helpers import make_tiny_checkpoint, serve_in_thread
     from januspro.checkpoint import load_model, load_processor
     from januspro.serve.app import create_app
 
     model = load_model(make_tiny_checkpoint(tmp_path / "model"))
-    app = create_app(model, load_processor(model), model_id="tiny-test")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(timeout=10)
+    with serve_in_thread(create_app(model, load_processor(model), model_id="tiny-test")) as base:
+        yield base
 
 
 def test_page_chat_and_generate(server, tmp_path):
