@@ -44,8 +44,7 @@ def read_gqa(path: str | Path) -> list[dict]:
         if not isinstance(q, dict) or not {"imageId", "question", "answer"} <= set(q):
             raise ValueError(f"GQA question {qid} lacks imageId, question or answer")
         items.append({"question_id": str(qid), "image": f"{q['imageId']}.jpg", "question": q["question"],
-                      "answer": q["answer"], "kind": q.get("types", {}).get("structural", "") if
-                      isinstance(q.get("types"), dict) else ""})
+                      "answer": q["answer"], "kind": (q.get("types") or {}).get("structural", "")})
     return items
 
 

@@ -38,7 +38,7 @@ DATA_SIZES = {"t2i": 40000, "und": 40000, "text": 20000, "classname": 4000}
 EVAL_SEED = 1000  # evaluation suites are drawn from another seed than the training data
 VALIDATION_SEED = 2000  # the prompts on which the sampling settings are chosen
 
-_COMMON = {"train.device": "cpu", "train.progress": "true", "train.log_every": "10"}
+_COMMON = {"train.device": "cpu", "train.log_every": "10"}
 
 # Run-config overrides of every trained part. {out}, {data}, {tok} are filled in by the recipe.
 PARTS: dict[str, dict[str, str]] = {
