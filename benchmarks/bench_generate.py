@@ -130,25 +130,26 @@ def step_bytes(ours, rows: int, ctx: int) -> int:
     return w + kv
 
 
-def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: float, new_tokens: int) -> list[dict]:
+def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: float, new_tokens: int,
+                 modes: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         hf, ours = build_pair(s, dtype, device, Path(tmp))
     g = torch.Generator().manual_seed(0)
     prompt = [BOS] + torch.randint(10, min(s.vocab, 30000), (24,), generator=g).tolist() + [BOI]
     num_tokens = ours.cfg.vq.num_tokens
     rows = []
-    # VQ decoding is per image and independent of n: time one image for each implementation
     one = generate_codes(ours, [prompt], None, ImageGenParams(cfg_weight=1.0, temperature=0), PAD)
-    with torch.inference_mode():
-        t_dec_ours = timeit(lambda: decode_codes(ours, one), repeat, device)
-        t_dec_hf = timeit(lambda: hf.decode_image_tokens(one), repeat, device)
     for n in (1, 8):
-        params = ImageGenParams(cfg_weight=5.0, temperature=1.0, n=n, seed=0)
         ids = torch.tensor([prompt], device=device)
+        codes = one.repeat(n, 1)
+        with torch.inference_mode():  # the n images of a request decoded in one call by each implementation
+            t_dec_ours = timeit(lambda codes=codes: decode_codes(ours, codes), repeat, device)
+            t_dec_hf = timeit(lambda codes=codes: hf.decode_image_tokens(codes), repeat, device)
 
-        def ours_codes(params=params):
-            return generate_codes(ours, [prompt], [unconditional_ids(prompt, PAD)], params, PAD,
-                                  torch.Generator(device=device).manual_seed(0))
+        def ours_codes(compile, n=n):
+            params = ImageGenParams(cfg_weight=5.0, temperature=1.0, n=n, seed=0, compile=compile)
+            return lambda: generate_codes(ours, [prompt], [unconditional_ids(prompt, PAD)], params, PAD,
+                                          torch.Generator(device=device).manual_seed(0))
 
         def hf_codes(ids=ids, n=n):
             torch.manual_seed(0)
@@ -156,19 +157,20 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: floa
                 return hf.generate(ids, attention_mask=torch.ones_like(ids), generation_mode="image", do_sample=True,
                                    guidance_scale=5.0, num_return_sequences=n)
 
-        t_ours = timeit(ours_codes, repeat, device)
         t_hf = timeit(hf_codes, repeat, device)
         ctx = len(prompt) + num_tokens // 2
         roof = step_bytes(ours, 2 * n, ctx) / (bw * 1e9)
-        step_ours = t_ours / num_tokens
-        rows.append({
-            "config": s.name, "dtype": str(dtype).replace("torch.", ""), "task": f"t2i n={n} (cfg, {num_tokens} codes)",
-            "ours": f"{step_ours * 1e3:.2f} ms/step, {n / (t_ours + n * t_dec_ours):.3f} img/s",
-            "transformers": f"{t_hf / num_tokens * 1e3:.2f} ms/step, {n / (t_hf + n * t_dec_hf):.3f} img/s",
-            "ratio": f"{(t_hf + n * t_dec_hf) / (t_ours + n * t_dec_ours):.2f}x img/s "
-                     f"({t_hf / t_ours:.2f}x steps)",
-            "roofline": f"{roof / step_ours * 100:.0f}% ({roof * 1e3:.2f} ms)",
-        })
+        for mode in modes:
+            t_ours = timeit(ours_codes(mode == "compiled"), repeat, device)
+            step_ours = t_ours / num_tokens
+            rows.append({
+                "config": s.name, "dtype": str(dtype).replace("torch.", ""),
+                "task": f"t2i n={n} (cfg, {num_tokens} codes), ours {mode}",
+                "ours": f"{step_ours * 1e3:.2f} ms/step, {n / (t_ours + t_dec_ours):.3f} img/s",
+                "transformers": f"{t_hf / num_tokens * 1e3:.2f} ms/step, {n / (t_hf + t_dec_hf):.3f} img/s",
+                "ratio": f"{(t_hf + t_dec_hf) / (t_ours + t_dec_ours):.2f}x img/s ({t_hf / t_ours:.2f}x steps)",
+                "roofline": f"{roof / step_ours * 100:.0f}% ({roof * 1e3:.2f} ms)",
+            })
         gc.collect()
     # understanding: one image + text, greedy
     grid = s.image // s.patch
@@ -217,6 +219,8 @@ def main() -> None:
     ap.add_argument("--dtypes", default="fp32", help="comma list of fp32, bf16, fp16")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--modes", default="eager,compiled",
+                    help="our decode-step modes to time: eager, compiled (torch.compile, CUDA graphs on GPU)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = ap.parse_args()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -226,15 +230,16 @@ def main() -> None:
         for cname in args.configs.split(","):
             s = specs(args.layers)[cname]
             print(f"benchmarking {s.name} {dname} on {args.device} ...", flush=True)
-            rows += bench_config(s, dtypes[dname], args.device, args.repeat, bw, args.new_tokens)
+            rows += bench_config(s, dtypes[dname], args.device, args.repeat, bw, args.new_tokens, args.modes.split(","))
     cols = ["config", "dtype", "task", "ours", "transformers", "ratio", "roofline"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     table = head + "".join("| " + " | ".join(r[c] for c in cols) + " |\n" for r in rows)
     hw = hardware(args.device)
     text = (f"## bench_generate.py ({time.strftime('%Y-%m-%d')})\n\nHardware: {hw}; torch {torch.__version__}; "
             f"measured copy bandwidth {bw:.1f} GB/s. Same random weights and inputs for both implementations, "
-            f"one process; median of {args.repeat} runs after a warm-up. img/s = n / (code generation time + n x the "
-            f"measured VQ decode time of one image). 'ratio' > 1 means januspro is faster. "
+            f"one process; median of {args.repeat} runs after a warm-up. img/s = n / (code generation time + the "
+            f"time of VQ-decoding the n images in one call). 'ratio' > 1 means januspro is faster. 'ours eager' / "
+            f"'ours compiled': our decode step run eagerly or through torch.compile (--compile). "
             f"'roofline' = (weights + KV cache bytes one decode step must read) / bandwidth, as a share of the "
             f"measured step.\n\n{table}")
     print(text)

@@ -208,3 +208,50 @@ def test_positions_from_padding():
     m = attention_mask(mask.bool(), torch.arange(4))
     assert m[0, 0, 0].tolist() == [True, False, False, False]  # a padding query sees only itself
     assert m[0, 0, 3].tolist() == [False, False, True, True]
+
+
+def test_sampling_matches_softmax_distribution():
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]]).expand(40000, 5)
+    for temp in (1.0, 0.5):
+        got = sample(logits, SamplingParams(temperature=temp), make_generator(3))
+        freq = torch.bincount(got, minlength=5).float() / got.numel()
+        want = (logits[0] / temp).softmax(-1)
+        assert (freq - want).abs().max() < 0.01, (freq, want)
+        assert freq[4] == 0  # a filtered token is never drawn
+
+
+def test_compiled_image_step_equals_eager(pair):
+    """The compiled decode step gives the same codes; prompts of other lengths reuse it (cache bucketing)."""
+    from torch._dynamo.utils import counters
+
+    _, ours = pair
+    g = torch.Generator().manual_seed(6)
+    vocab = ours.cfg.llm.vocab_size
+    prompts = [_prompt(g, 5, vocab), _prompt(g, 9, vocab)]
+
+    def run(ps, compile, seed=3):
+        return generate_codes(ours, ps, [unconditional_ids(p, PAD) for p in ps],
+                              ImageGenParams(cfg_weight=4.0, temperature=1.0, n=2, compile=compile), PAD,
+                              make_generator(seed))
+
+    eager = run(prompts, False)
+    assert torch.equal(run(prompts, True), eager)
+    graphs = counters["stats"]["unique_graphs"]
+    other = [_prompt(g, 7, vocab), _prompt(g, 12, vocab)]  # longer prompts, same batch: same cache bucket
+    assert torch.equal(run(other, True, seed=4), run(other, False, seed=4))
+    assert counters["stats"]["unique_graphs"] == graphs, "a prompt of another length recompiled the step"
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(4, 4), (8, 2)])
+def test_decode_attention_equals_sdpa(heads, kv_heads):
+    import torch.nn.functional as F
+
+    from januspro.models.llm import decode_attention
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(3, heads, 1, 16, generator=g)
+    k, v = torch.randn(2, 3, kv_heads, 20, 16, generator=g)
+    mask = torch.rand(3, 1, 1, 20, generator=g) > 0.4
+    mask[..., 0] = True
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=kv_heads != heads)
+    torch.testing.assert_close(decode_attention(q, k, v, mask), ref, rtol=1e-5, atol=1e-6)

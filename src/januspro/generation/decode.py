@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -17,6 +18,7 @@ from ..models.kv_cache import KVCache
 from ..models.llm import RopeTable, attention_mask, positions_from_padding
 
 DecodeStep = Callable[..., torch.Tensor]
+COMPILE_BUCKET = 64  # cache-length rounding when the decode step is compiled
 
 
 @dataclass
@@ -35,15 +37,21 @@ class DecodeState:
 
 
 def prefill(model: JanusModel, embeds: torch.Tensor, pad_mask: torch.Tensor, max_new: int,
-            cache_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, DecodeState]:
-    """Run the prompt [R, T, H] (left-padded, ``pad_mask`` [R, T]) and return the last hidden state [R, H]."""
+            cache_dtype: torch.dtype | None = None, bucket: int = 1) -> tuple[torch.Tensor, DecodeState]:
+    """Run the prompt [R, T, H] (left-padded, ``pad_mask`` [R, T]) and return the last hidden state [R, H].
+
+    ``bucket`` > 1 rounds the cache length up to a multiple of it (the extra slots are masked out), so prompts
+    of different lengths give decode steps of the same shapes and a compiled step is reused, not recompiled.
+    """
     r, t, _ = embeds.shape
-    cache = model.new_cache(r, t + max_new, dtype=cache_dtype or embeds.dtype, device=embeds.device)
+    length = -(-(t + max_new) // bucket) * bucket
+    cache = model.new_cache(r, length, dtype=cache_dtype or embeds.dtype, device=embeds.device)
     pad_mask = pad_mask.to(embeds.device).bool()
-    key_mask = torch.cat([pad_mask, torch.ones(r, max_new, dtype=torch.bool, device=embeds.device)], 1)
-    slots = torch.arange(t + max_new, device=embeds.device)
+    key_mask = torch.cat([pad_mask, torch.ones(r, max_new, dtype=torch.bool, device=embeds.device),
+                          torch.zeros(r, length - t - max_new, dtype=torch.bool, device=embeds.device)], 1)
+    slots = torch.arange(length, device=embeds.device)
     pos = positions_from_padding(pad_mask)
-    rope = model.rope_table(t + max_new, embeds.dtype)
+    rope = model.rope_table(length, embeds.dtype)
     hidden = model(embeds, pos, attention_mask(key_mask, slots[:t]), cache, slots[:t], rope)  # [R, T, H]
     next_pos = pad_mask.long().sum(-1)  # [R]
     return hidden[:, -1], DecodeState(cache, key_mask[:, None, None, :], next_pos, t, rope, slots)
@@ -59,10 +67,13 @@ def decode_step(model: JanusModel, cache: KVCache, emb: torch.Tensor, pos: torch
 
 def make_decode_step(compile: bool = False) -> DecodeStep:
     """The decode step, optionally ``torch.compile``d (CUDA graphs on GPU via ``reduce-overhead``)."""
-    if not compile:
-        return decode_step
+    return compiled(decode_step) if compile else decode_step
+
+
+def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compile`` with static shapes; CUDA graphs on GPU (``reduce-overhead``)."""
     mode = "reduce-overhead" if torch.cuda.is_available() else "default"
-    return torch.compile(decode_step, mode=mode, dynamic=False)
+    return torch.compile(fn, mode=mode, dynamic=False)
 
 
 def step(state: DecodeState, model: JanusModel, emb: torch.Tensor, i: int, fn: DecodeStep = decode_step

@@ -19,10 +19,12 @@ import torch
 from PIL import Image
 
 from ..models.janus import JanusModel
+from ..models.kv_cache import KVCache
+from ..models.llm import RopeTable
 from ..processing.image import to_pil
 from ..processing.processor import JanusProcessor, left_pad
-from .decode import make_decode_step, prefill, step
-from .sampling import SamplingParams, classifier_free_guidance, make_generator, sample
+from .decode import COMPILE_BUCKET, compiled, prefill
+from .sampling import SamplingParams, classifier_free_guidance, draw_noise, make_generator, sample_with_noise
 
 ProgressFn = Callable[[int, int], None]
 
@@ -57,6 +59,39 @@ def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
     return [ids[0]] + [pad_id] * (len(ids) - 2) + [ids[-1]]
 
 
+def image_decode_step(model: JanusModel, cache: KVCache, hidden: torch.Tensor, i: torch.Tensor,
+                      noise: torch.Tensor | None, key_mask: torch.Tensor, next_pos: torch.Tensor, slots: torch.Tensor,
+                      first_slot: torch.Tensor, rope: RopeTable, cfg_weight: float, sampling: SamplingParams,
+                      use_cfg: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick image code ``i`` for every sample and run the trunk on it.
+
+    ``hidden`` [R, H] is the trunk output before code ``i`` (R = 2 x samples with guidance: conditional rows,
+    then unconditional ones); ``i`` and ``first_slot`` (the cache slot of code 0) are 0-d tensors and ``noise``
+    [samples, codebook] the step's Exp(1) draws (None when greedy), so the whole step (image head, guidance,
+    sampling, code embedding, trunk) is one pure function over the static cache: compiled, it is one graph.
+    Returns the codes [samples] and the next hidden states [R, H].
+    """
+    logits = model.image_logits(hidden).float()  # [R, K]
+    if use_cfg:
+        cond, uncond = logits.chunk(2, dim=0)
+        logits = classifier_free_guidance(cond, uncond, cfg_weight)
+    code = sample_with_noise(logits, sampling, noise)  # [samples]
+    fed = torch.cat([code, code]) if use_cfg else code
+    emb = model.embed_image_codes(fed)[:, None]  # [R, 1, H]
+    slot = (first_slot + i).reshape(1)  # [1]
+    mask = key_mask & (slots <= slot)  # [R, 1, 1, T]
+    return code, model(emb, (next_pos + i)[:, None], mask, cache, slot, rope)[:, 0]
+
+
+_COMPILED_STEP: list[Callable[..., tuple[torch.Tensor, torch.Tensor]]] = []
+
+
+def _compiled_step() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    if not _COMPILED_STEP:
+        _COMPILED_STEP.append(compiled(image_decode_step))
+    return _COMPILED_STEP[0]
+
+
 @torch.inference_mode()
 def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: list[list[int]] | None,
                    params: ImageGenParams, pad_id: int, generator: torch.Generator | None = None,
@@ -65,6 +100,8 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
 
     ``uncond_ids`` gives the unconditional (or negative) prompt per conditional prompt; it is ignored when
     ``cfg_weight == 1`` (guidance is then the conditional logits alone, so those rows are not run).
+    With ``params.compile`` the decode step is compiled (cache length rounded up so that prompts of
+    different lengths reuse it); the codes are the same as without.
     """
     if not cond_ids:
         raise ValueError("no prompts given")
@@ -79,29 +116,29 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
     ids, mask = left_pad(rows, pad_id)
     ids, mask = ids.to(device), mask.to(device)
     num_tokens = model.cfg.vq.num_tokens
-    hidden, state = prefill(model, model.llm.embed_tokens(ids), mask, num_tokens)
+    hidden, state = prefill(model, model.llm.embed_tokens(ids), mask, num_tokens,
+                            bucket=COMPILE_BUCKET if params.compile else 1)
     # expand each prefilled row to its n samples: [cond(b, j)...] + [uncond(b, j)...]
     per_prompt = torch.arange(b, device=device).repeat_interleave(n)  # [b*n]
     expand = torch.cat([per_prompt, per_prompt + b]) if use_cfg else per_prompt
     state = state.expand(expand)
     hidden = hidden.index_select(0, expand)
-    fn = make_decode_step(params.compile)
+    fn = _compiled_step() if params.compile else image_decode_step
+    clone = params.compile and device.type == "cuda"  # CUDA-graph outputs are overwritten by the next replay
     codes = torch.empty(b * n, num_tokens, dtype=torch.long, device=device)
     sp = params.sampling
+    steps = torch.arange(num_tokens, device=device)
+    first = torch.tensor(state.prompt_len, device=device)
+    k = model.cfg.vq.codebook_size
     for i in range(num_tokens):
-        logits = model.image_logits(hidden).float()  # [R, K]
-        if use_cfg:
-            cond, uncond = logits.chunk(2, dim=0)
-            logits = classifier_free_guidance(cond, uncond, params.cfg_weight)
-        nxt = sample(logits, sp, generator)  # [b*n]
-        codes[:, i] = nxt
+        noise = None if sp.greedy else draw_noise(b * n, k, generator, device)
+        code, hidden = fn(model, state.cache, hidden, steps[i], noise, state.key_mask, state.next_pos, state.slots,
+                          first, state.rope, params.cfg_weight, sp, use_cfg)
+        if clone:
+            hidden = hidden.clone()
+        codes[:, i] = code
         if progress is not None:
             progress(i + 1, num_tokens)
-        if i == num_tokens - 1:
-            break
-        fed = torch.cat([nxt, nxt]) if use_cfg else nxt
-        emb = model.embed_image_codes(fed)[:, None]  # [R, 1, H]
-        hidden = step(state, model, emb, i, fn)
     return codes
 
 

@@ -49,16 +49,35 @@ def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(remove, float("-inf"))
 
 
-def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None = None) -> torch.Tensor:
-    """[B, V] logits -> [B] token ids."""
+def draw_noise(rows: int, vocab: int, generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """The randomness of one sampling step: i.i.d. Exp(1) draws [rows, vocab] from ``generator``."""
+    return torch.empty(rows, vocab, device=device).exponential_(generator=generator)
+
+
+def sample_with_noise(logits: torch.Tensor, params: SamplingParams, noise: torch.Tensor | None) -> torch.Tensor:
+    """[B, V] logits -> [B] token ids, with the randomness given as Exp(1) noise [B, V] (see :func:`draw_noise`).
+
+    Exponential race (the Gumbel-max trick): ``argmax(logits / T - log E)`` picks token i with probability
+    ``softmax(logits / T)_i`` exactly. A pure function of its inputs, so it runs inside a compiled decode step.
+    """
     if params.greedy:
         return logits.argmax(dim=-1)
+    if noise is None:
+        raise ValueError("sampling with temperature > 0 needs noise")
     logits = logits.float()
     if params.temperature != 1.0:
         logits = logits / params.temperature
     logits = filter_top_p(filter_top_k(logits, params.top_k), params.top_p)
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # an exact 0 draw would give +inf for that token (even a filtered one); clamping keeps it a (very) likely pick
+    return (logits - noise.clamp_min(1e-30).log()).argmax(dim=-1)
+
+
+def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None = None) -> torch.Tensor:
+    """[B, V] logits -> [B] token ids (randomness from ``generator``, or the global RNG when None)."""
+    if params.greedy:
+        return logits.argmax(dim=-1)
+    return sample_with_noise(logits, params, draw_noise(logits.shape[0], logits.shape[-1], generator, logits.device))
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:

@@ -59,6 +59,18 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + _rotate_half(x) * sin
 
 
+def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Attention of one query per row, q [B, H, 1, D], over the cache k/v [B, Hkv, T, D] where the boolean
+    ``mask`` [B, 1, 1, T] is True. Equal to SDPA (GQA: query head h reads kv head h // (H / Hkv)); written as two
+    matmuls and a softmax because the fused CPU kernel is slow for a single query (and, compiled, these fuse):
+    15-20% faster whole decode steps at the tiny benchmark config."""
+    b, h, _, d = q.shape
+    hk = k.shape[1]
+    scores = torch.matmul(q.reshape(b, hk, h // hk, d), k.transpose(-1, -2)) * d ** -0.5  # [B, Hkv, G, T]
+    probs = scores.float().masked_fill(~mask, float("-inf")).softmax(-1).to(v.dtype)
+    return torch.matmul(probs, v).reshape(b, h, 1, d)
+
+
 class Attention(nn.Module):
     """Multi-head attention with grouped-query support. q, k and v come from one fused projection
     (``qkv_proj``: rows of q, then k, then v), so a decode step runs one matmul instead of three."""
@@ -88,7 +100,9 @@ class Attention(nn.Module):
             k, v = cache.update(layer, cache_positions, k, v)  # [B, Hkv, Tmax, D]
             k, v = k.to(q.dtype), v.to(q.dtype)
         gqa = self.num_kv_heads != self.num_heads
-        if mask is None:
+        if t == 1 and mask is not None:
+            out = decode_attention(q, k, v, mask)
+        elif mask is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, enable_gqa=gqa)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)

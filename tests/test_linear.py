@@ -1,0 +1,60 @@
+"""The CPU inference Linear: oneDNN-packed weights and the few-row path equal nn.Linear."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from januspro.models import linear as L
+
+
+def _layer(out_f: int = 1024, in_f: int = 1024, bias: bool = True) -> L.Linear:
+    torch.manual_seed(0)
+    return L.Linear(in_f, out_f, bias=bias)  # 1M weights: above MIN_WEIGHT
+
+
+@pytest.mark.parametrize("rows", [1, 2, 16, 300])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_equals_linear(rows, dtype):
+    lin = _layer().to(dtype)
+    x = torch.randn(rows, 3, 1024).to(dtype)
+    with torch.inference_mode():
+        y = lin(x)
+    assert lin._packed is not None, "an inference call on CPU packs a large weight"
+    ref = F.linear(x.float(), lin.weight.float(), lin.bias.float())
+    tol = 1e-4 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(y.float(), ref, rtol=tol, atol=tol * ref.abs().max().item())
+    assert set(lin.state_dict()) == {"weight", "bias"}  # the packed copy is not part of the state
+
+
+def test_repacks_after_weight_change_and_skips_training():
+    lin = _layer(bias=False)
+    x = torch.randn(2, 1024)
+    with torch.no_grad():
+        first = lin(x)
+        lin.weight.mul_(2.0)  # in place: the version changes, the packed copy must follow
+        torch.testing.assert_close(lin(x), 2 * first, rtol=1e-4, atol=1e-4)
+    lin._packed = None
+    y = lin(x)  # grad enabled and a trainable weight: the autograd path, nothing packed
+    assert y.requires_grad and lin._packed is None
+    y.sum().backward()
+    assert lin.weight.grad is not None
+
+
+def test_packing_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("JANUSPRO_CPU_PACK", "0")
+    lin = _layer()
+    with torch.inference_mode():
+        y = lin(torch.randn(4, 1024))
+    assert lin._packed is None and y.shape == (4, 1024)
+
+
+def test_no_packing_without_memory(monkeypatch):
+    monkeypatch.setattr(L, "available_memory", lambda: 1 << 20)
+    lin = _layer()
+    x = torch.randn(4, 1024)
+    with torch.inference_mode():
+        y = lin(x)
+    assert lin._packed is None
+    torch.testing.assert_close(y, F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
