@@ -255,3 +255,15 @@ def test_decode_attention_equals_sdpa(heads, kv_heads):
     mask[..., 0] = True
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=kv_heads != heads)
     torch.testing.assert_close(decode_attention(q, k, v, mask), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_attended_slots():
+    from types import SimpleNamespace
+
+    from januspro.generation.decode import attended_slots
+
+    state = SimpleNamespace(prompt_len=30, cache=SimpleNamespace(max_len=640))
+    assert [attended_slots(state, i) for i in (0, 5, 609)] == [31, 36, 640]  # eager: exactly the filled slots
+    compiled = {attended_slots(state, i, compiled=True) for i in range(610)}
+    assert compiled == {128, 256, 384, 512, 640}  # a few buckets, so a few compiled graphs
+    assert all(attended_slots(state, i, compiled=True) >= 31 + i for i in range(610))

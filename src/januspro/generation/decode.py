@@ -57,11 +57,24 @@ def prefill(model: JanusModel, embeds: torch.Tensor, pad_mask: torch.Tensor, max
     return hidden[:, -1], DecodeState(cache, key_mask[:, None, None, :], next_pos, t, rope, slots)
 
 
+def attended_slots(state: DecodeState, i: int, compiled: bool = False) -> int:
+    """How many cache slots generated token ``i`` (0-based) must attend over: the prompt and the tokens so far.
+
+    Eager steps read exactly those; a compiled step reads a multiple of a bucket (about a sixth of the cache,
+    at least 128) so that only a handful of shapes are ever compiled."""
+    need = state.prompt_len + i + 1
+    total = state.cache.max_len
+    if not compiled:
+        return need
+    bucket = max(128, -(-total // 6 // 64) * 64)
+    return min(total, -(-need // bucket) * bucket)
+
+
 def decode_step(model: JanusModel, cache: KVCache, emb: torch.Tensor, pos: torch.Tensor, slot: torch.Tensor,
-                mask: torch.Tensor, rope: RopeTable) -> torch.Tensor:
+                mask: torch.Tensor, rope: RopeTable, kv_len: int | None = None) -> torch.Tensor:
     """One token per row: ``emb`` [R, 1, H] at RoPE positions ``pos`` [R, 1] written to cache ``slot`` [1],
-    attending where ``mask`` [R, 1, 1, T] is True. Returns the new hidden states [R, H]."""
-    hidden = model(emb, pos, mask, cache, slot, rope)  # [R, 1, H]
+    attending where ``mask`` [R, 1, 1, kv_len] is True. Returns the new hidden states [R, H]."""
+    hidden = model(emb, pos, mask, cache, slot, rope, kv_len)  # [R, 1, H]
     return hidden[:, 0]
 
 
@@ -71,7 +84,11 @@ def make_decode_step(compile: bool = False) -> DecodeStep:
 
 
 def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``torch.compile`` with static shapes; CUDA graphs on GPU (``reduce-overhead``)."""
+    """``torch.compile`` with static shapes; CUDA graphs on GPU (``reduce-overhead``). Each batch size and
+    attended-length bucket is one graph, so the recompile limit is raised to keep serving varied batches fast."""
+    import torch._dynamo
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     mode = "reduce-overhead" if torch.cuda.is_available() else "default"
     return torch.compile(fn, mode=mode, dynamic=False)
 
@@ -81,5 +98,6 @@ def step(state: DecodeState, model: JanusModel, emb: torch.Tensor, i: int, fn: D
     """Feed token embeddings [R, 1, H] as generated token ``i`` (0-based) and return hidden states [R, H]."""
     slot = state.slots[state.prompt_len + i:state.prompt_len + i + 1]  # [1]
     pos = (state.next_pos + i)[:, None]  # [R, 1]
-    mask = state.key_mask & (state.slots <= slot)  # [R, 1, 1, T]
-    return fn(model, state.cache, emb, pos, slot, mask, state.rope)
+    kv = attended_slots(state, i, fn is not decode_step)
+    mask = state.key_mask[..., :kv] & (state.slots[:kv] <= slot)  # [R, 1, 1, kv]
+    return fn(model, state.cache, emb, pos, slot, mask, state.rope, kv)

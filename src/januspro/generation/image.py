@@ -23,7 +23,7 @@ from ..models.kv_cache import KVCache
 from ..models.llm import RopeTable
 from ..processing.image import to_pil
 from ..processing.processor import JanusProcessor, left_pad
-from .decode import COMPILE_BUCKET, compiled, prefill
+from .decode import COMPILE_BUCKET, attended_slots, compiled, prefill
 from .sampling import SamplingParams, classifier_free_guidance, draw_noise, make_generator, sample_with_noise
 
 ProgressFn = Callable[[int, int], None]
@@ -62,12 +62,13 @@ def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
 def image_decode_step(model: JanusModel, cache: KVCache, hidden: torch.Tensor, i: torch.Tensor,
                       noise: torch.Tensor | None, key_mask: torch.Tensor, next_pos: torch.Tensor, slots: torch.Tensor,
                       first_slot: torch.Tensor, rope: RopeTable, cfg_weight: float, sampling: SamplingParams,
-                      use_cfg: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                      use_cfg: bool, kv_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick image code ``i`` for every sample and run the trunk on it.
 
     ``hidden`` [R, H] is the trunk output before code ``i`` (R = 2 x samples with guidance: conditional rows,
     then unconditional ones); ``i`` and ``first_slot`` (the cache slot of code 0) are 0-d tensors and ``noise``
-    [samples, codebook] the step's Exp(1) draws (None when greedy), so the whole step (image head, guidance,
+    [samples, codebook] the step's Exp(1) draws (None when greedy); attention reads the first ``kv_len`` cache
+    slots (see :func:`attended_slots`). The whole step (image head, guidance,
     sampling, code embedding, trunk) is one pure function over the static cache: compiled, it is one graph.
     Returns the codes [samples] and the next hidden states [R, H].
     """
@@ -79,8 +80,8 @@ def image_decode_step(model: JanusModel, cache: KVCache, hidden: torch.Tensor, i
     fed = torch.cat([code, code]) if use_cfg else code
     emb = model.embed_image_codes(fed)[:, None]  # [R, 1, H]
     slot = (first_slot + i).reshape(1)  # [1]
-    mask = key_mask & (slots <= slot)  # [R, 1, 1, T]
-    return code, model(emb, (next_pos + i)[:, None], mask, cache, slot, rope)[:, 0]
+    mask = key_mask[..., :kv_len] & (slots[:kv_len] <= slot)  # [R, 1, 1, kv_len]
+    return code, model(emb, (next_pos + i)[:, None], mask, cache, slot, rope, kv_len)[:, 0]
 
 
 _COMPILED_STEP: list[Callable[..., tuple[torch.Tensor, torch.Tensor]]] = []
@@ -133,7 +134,8 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
     for i in range(num_tokens):
         noise = None if sp.greedy else draw_noise(b * n, k, generator, device)
         code, hidden = fn(model, state.cache, hidden, steps[i], noise, state.key_mask, state.next_pos, state.slots,
-                          first, state.rope, params.cfg_weight, sp, use_cfg)
+                          first, state.rope, params.cfg_weight, sp, use_cfg,
+                          attended_slots(state, i, params.compile))
         if clone:
             hidden = hidden.clone()
         codes[:, i] = code

@@ -87,7 +87,8 @@ class Attention(nn.Module):
         self.o_proj = Linear(self.q_size, h, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-                layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None) -> torch.Tensor:
+                layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None,
+                kv_len: int | None = None) -> torch.Tensor:
         b, t, _ = x.shape
         q, k, v = self.qkv_proj(x).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
         q = q.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, D]
@@ -98,6 +99,8 @@ class Attention(nn.Module):
         if cache is not None:
             assert cache_positions is not None
             k, v = cache.update(layer, cache_positions, k, v)  # [B, Hkv, Tmax, D]
+            if kv_len is not None:  # only the first kv_len slots can be attended to: read no further
+                k, v = k[:, :, :kv_len], v[:, :, :kv_len]
             k, v = k.to(q.dtype), v.to(q.dtype)
         gqa = self.num_kv_heads != self.num_heads
         if t == 1 and mask is not None:
@@ -133,8 +136,9 @@ class DecoderLayer(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-                layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, layer, cache, cache_positions)
+                layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None,
+                kv_len: int | None = None) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, layer, cache, cache_positions, kv_len)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -150,7 +154,8 @@ class DecoderLM(nn.Module):
 
     def forward(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                cache_positions: torch.Tensor | None = None, rope: RopeTable | None = None) -> torch.Tensor:
+                cache_positions: torch.Tensor | None = None, rope: RopeTable | None = None,
+                kv_len: int | None = None) -> torch.Tensor:
         """Run the decoder.
 
         Args:
@@ -160,6 +165,8 @@ class DecoderLM(nn.Module):
                 With a cache, ``Tk`` is the cache length and the mask must cover it (see :func:`attention_mask`).
             cache: optional :class:`KVCache`; new keys/values are written at ``cache_positions`` [T].
             rope: optional precomputed :class:`RopeTable` covering ``position_ids`` (saves work per decode step).
+            kv_len: with a cache, attend over its first ``kv_len`` slots only (every slot a query may see must lie
+                there); ``mask`` then covers just those slots. Decoding reads less of a long preallocated cache.
         """
         b, t, _ = inputs_embeds.shape
         if position_ids is None:
@@ -175,7 +182,7 @@ class DecoderLM(nn.Module):
             cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta, inputs_embeds.dtype)
         x = inputs_embeds
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, mask, i, cache, cache_positions)
+            x = layer(x, cos, sin, mask, i, cache, cache_positions, kv_len)
         return self.norm(x)
 
 
