@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,7 +23,7 @@ def test_packed_equals_linear(rows, dtype):
     x = torch.randn(rows, 3, 1024).to(dtype)
     with torch.inference_mode():
         y = lin(x)
-    assert lin._packed is not None, "an inference call on CPU packs a large weight"
+    assert lin.packed is not None, "an inference call on CPU packs a large weight"
     ref = F.linear(x.float(), lin.weight.float(), lin.bias.float())
     tol = 1e-4 if dtype == torch.float32 else 3e-2
     torch.testing.assert_close(y.float(), ref, rtol=tol, atol=tol * ref.abs().max().item())
@@ -35,11 +37,14 @@ def test_repacks_after_weight_change_and_skips_training():
         first = lin(x)
         lin.weight.mul_(2.0)  # in place: the version changes, the packed copy must follow
         torch.testing.assert_close(lin(x), 2 * first, rtol=1e-4, atol=1e-4)
-    lin._packed = None
-    y = lin(x)  # grad enabled and a trainable weight: the autograd path, nothing packed
-    assert y.requires_grad and lin._packed is None
+    packed = lin.packed
+    assert packed is not None
+    lin2 = copy.deepcopy(lin)  # the packed copy stays outside the module
+    assert lin2.packed is None
+    y = lin2(x)  # grad enabled and a trainable weight: the autograd path, nothing packed
+    assert y.requires_grad and lin2.packed is None
     y.sum().backward()
-    assert lin.weight.grad is not None
+    assert lin2.weight.grad is not None
 
 
 def test_packing_can_be_turned_off(monkeypatch):
@@ -47,7 +52,7 @@ def test_packing_can_be_turned_off(monkeypatch):
     lin = _layer()
     with torch.inference_mode():
         y = lin(torch.randn(4, 1024))
-    assert lin._packed is None and y.shape == (4, 1024)
+    assert lin.packed is None and y.shape == (4, 1024)
 
 
 def test_no_packing_without_memory(monkeypatch):
@@ -56,5 +61,5 @@ def test_no_packing_without_memory(monkeypatch):
     x = torch.randn(4, 1024)
     with torch.inference_mode():
         y = lin(x)
-    assert lin._packed is None
+    assert lin.packed is None
     torch.testing.assert_close(y, F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)

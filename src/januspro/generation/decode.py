@@ -52,7 +52,8 @@ def prefill(model: JanusModel, embeds: torch.Tensor, pad_mask: torch.Tensor, max
     slots = torch.arange(length, device=embeds.device)
     pos = positions_from_padding(pad_mask)
     rope = model.rope_table(length, embeds.dtype)
-    hidden = model(embeds, pos, attention_mask(key_mask, slots[:t]), cache, slots[:t], rope)  # [R, T, H]
+    # the prompt's queries sit at slots 0..t-1 and see no further: attend over those t slots only
+    hidden = model(embeds, pos, attention_mask(key_mask[:, :t], slots[:t]), cache, slots[:t], rope, t)  # [R, T, H]
     next_pos = pad_mask.long().sum(-1)  # [R]
     return hidden[:, -1], DecodeState(cache, key_mask[:, None, None, :], next_pos, t, rope, slots)
 

@@ -14,6 +14,7 @@ the GEMM path ``x @ W.T`` takes for them. Same parameters and state-dict keys as
 from __future__ import annotations
 
 import os
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -44,24 +45,32 @@ def available_memory() -> int:
         return 1 << 62
 
 
+# module -> (weight key, packed weight or None when refused); outside the module so that copying, pickling
+# and saving a module never meet the opaque oneDNN tensor
+_PACKS: weakref.WeakKeyDictionary[Linear, tuple[tuple[int, int, torch.dtype], torch.Tensor | None]] = (
+    weakref.WeakKeyDictionary())
+
+
 class Linear(nn.Linear):
-    _packed: tuple[tuple[int, int, torch.dtype], torch.Tensor] | None = None
-    _pack_refused: tuple[int, int, torch.dtype] | None = None
+    @property
+    def packed(self) -> torch.Tensor | None:
+        """The packed copy of the current weight, if one was made."""
+        entry = _PACKS.get(self)
+        w = self.weight
+        return entry[1] if entry is not None and entry[0] == (w.data_ptr(), w._version, w.dtype) else None
 
     def _packed_weight(self) -> torch.Tensor | None:
         w = self.weight
         key = (w.data_ptr(), w._version, w.dtype)
-        if self._packed is not None and self._packed[0] == key:
-            return self._packed[1]
-        self._packed = None  # drop a stale copy before making a new one
-        if self._pack_refused == key:
-            return None
-        if w.numel() * w.element_size() + RESERVE_BYTES > available_memory():
-            self._pack_refused = key
-            return None
-        with torch.no_grad():
-            packed = torch.ops.mkldnn._reorder_linear_weight(w.detach(), None)
-        self._packed = (key, packed)
+        entry = _PACKS.get(self)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        _PACKS.pop(self, None)  # drop a stale copy before making a new one
+        packed = None
+        if w.numel() * w.element_size() + RESERVE_BYTES <= available_memory():
+            with torch.no_grad():
+                packed = torch.ops.mkldnn._reorder_linear_weight(w.detach(), None)
+        _PACKS[self] = (key, packed)
         return packed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
