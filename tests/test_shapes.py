@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from januspro.shapes.datasets import held_out_violations, t2i_item, und_item, write_task
+from januspro.shapes.datasets import (
+    DataStyle,
+    classname_item,
+    held_out_violations,
+    t2i_item,
+    und_item,
+    write_task,
+)
 from januspro.shapes.detect import detect
 from januspro.shapes.language import mentions_held_out, qa_pairs, text_line
 from januspro.shapes.render import render
@@ -124,6 +131,37 @@ def test_held_out_never_in_training_data():
     assert mentions_held_out("a red circle above a green triangle")
     bad = Scene((Obj("triangle", "purple", "small", 0.2, 0.2),))
     assert held_out_violations([{"prompt": "x", "scene": json.loads(bad.to_json())}])
+
+
+def test_data_style_layout_turns_and_hard_negatives():
+    canonical = DataStyle(synthetic_jitter=0.0, single_turn_share=0.0, max_turns=8, hard_negatives=1.0)
+    centres = {round((i + 0.5) / 3, 4) for i in range(3)}
+    for i in range(200):
+        _, scene = t2i_item(3, i, "synthetic", canonical)
+        assert all(o.cx in centres and o.cy in centres for o in scene.objects)
+        _, one = classname_item(3, i, canonical)
+        assert one.objects[0].cx in centres
+    # the "real" half stays jittered, and the plain style is the default
+    real = [t2i_item(3, i, "real", canonical)[1] for i in range(50)]
+    assert any(o.cx not in centres for s in real for o in s.objects)
+    assert t2i_item(3, 7) == t2i_item(3, 7, "synthetic", DataStyle())
+    assert und_item(3, 7) == und_item(3, 7, DataStyle())
+    turns = [len(und_item(3, i, canonical)[0]) // 2 for i in range(200)]
+    plain = [len(und_item(3, i)[0]) // 2 for i in range(200)]
+    assert max(turns) == 8 and min(turns) >= 2 and max(plain) <= 3 and np.mean(turns) > 2 * np.mean(plain)
+    # hard negatives: absent objects that share the colour or the shape of a present one
+    near = total = 0
+    for i in range(300):
+        messages, kinds, scene = und_item(4, i, canonical)
+        for q, a, k in zip(messages[0::2], messages[1::2], kinds, strict=True):
+            if k == "exist" and a["content"] == "no":
+                words = q["content"].replace("?", "").split()
+                color, shape = words[-5:-3] if words[-1] == "image" else words[-2:]
+                total += 1
+                near += any(o.color == color or o.shape == shape for o in scene.objects)
+    assert total > 50 and near == total
+    with pytest.raises(ValueError):
+        DataStyle(max_turns=0)
 
 
 def test_geneval_suite_schema_and_heldout():

@@ -44,6 +44,19 @@ def test_every_shipped_yaml_parses():
     assert ratios == {"stage1": [1, 0, 3], "stage2": [2, 3, 5], "stage3": [5, 1, 4]}
 
 
+def test_dtype_auto_resolves_per_device(monkeypatch):
+    from januspro.training import config as C
+
+    assert C.use_bf16_autocast("bf16", "cpu") and not C.use_bf16_autocast("fp32", "cuda")
+    assert C.use_bf16_autocast("auto", "cuda")
+    monkeypatch.setattr(C, "fast_cpu_bf16", lambda: False)
+    assert not C.use_bf16_autocast("auto", "cpu")
+    monkeypatch.setattr(C, "fast_cpu_bf16", lambda: True)
+    assert C.use_bf16_autocast("auto", "cpu")
+    with pytest.raises(RunConfigError, match="fp32, bf16 or auto"):
+        load_run_config(CONFIGS / "stage1.yaml", ["train.dtype=fp16"])
+
+
 def test_unknown_keys_and_bad_values(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim:\n  lr: 1e-3\n  momentum: 0.9\n")

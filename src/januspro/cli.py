@@ -124,12 +124,13 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 def _cmd_data_shapes(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .shapes.datasets import write_task
+    from .shapes.datasets import DataStyle, write_task
 
+    style = DataStyle(args.synthetic_jitter, args.single_turn_share, args.max_turns, args.hard_negatives)
     total = args.n * 6 if args.task == "geneval" else args.n
     with tqdm(total=total, desc=f"shapes {args.task}", unit="item", disable=args.quiet) as bar:
         path = write_task(args.task, args.out, args.n, args.seed, args.resolution, args.variant,
-                          progress=lambda k: bar.update(k - bar.n))
+                          progress=lambda k: bar.update(k - bar.n), style=style)
     print(f"wrote {path}")
     return 0
 
@@ -530,6 +531,16 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--resolution", type=int, default=64, help="image side in pixels (default: 64)")
     sh.add_argument("--variant", choices=["synthetic", "real", "mixed"], default="synthetic",
                     help="t2i only: clean exact captions, noisy 'real' alt-text, or half and half")
+    sh.add_argument("--synthetic-jitter", type=float, default=1.0,
+                    help="t2i/classname: placement jitter of the clean images, 0-1 (0 puts every object at its "
+                         "grid-cell centre; the 'real' images are always jittered; default: 1)")
+    sh.add_argument("--max-turns", type=int, default=3,
+                    help="und: most questions in one conversation (default: 3)")
+    sh.add_argument("--single-turn-share", type=float, default=0.7,
+                    help="und: share of conversations with one question (default: 0.7)")
+    sh.add_argument("--hard-negatives", type=float, default=0.0,
+                    help="und: share of 'Is there ...?' questions about a near miss of a present object, i.e. "
+                         "its shape in another colour or its colour on another shape (default: 0)")
     sh.add_argument("--quiet", action="store_true", help="no progress bar")
     sh.set_defaults(func=_cmd_data_shapes)
     sc = dsub.add_parser("score", help="score a GenEval-layout folder with the exact shapes detector",

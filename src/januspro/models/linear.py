@@ -5,7 +5,8 @@ beside the parameter; the product then runs through oneDNN's prepacked GEMM. Mea
 (2 cores) at Janus-Pro-1B widths: 1.5-2.5x faster than ``F.linear`` for the 1-16 rows of a decode step in fp32
 and 1.5-1.9x in bf16 (see benchmarks/RESULTS.md). The packed copy costs the weight's size in memory once more;
 a weight is packed only while the machine has that much memory available, and ``JANUSPRO_CPU_PACK=0``
-turns packing off. The copy is rebuilt when the weight changes (in-place updates bump its version).
+turns packing off. Where this CPU's oneDNN cannot pack a dtype (bf16 needs AVX-512 or AVX-NE-CONVERT), that
+dtype runs the plain kernels. The copy is rebuilt when the weight changes (in-place updates bump its version).
 
 Without packing, few-row fp32 inputs use ``(W @ x.T).T``, which streams the weight rows and is faster than
 the GEMM path ``x @ W.T`` takes for them. Same parameters and state-dict keys as ``nn.Linear``.
@@ -28,6 +29,21 @@ RESERVE_BYTES = 1 << 30  # memory left free after packing a weight
 
 def packing_enabled() -> bool:
     return os.environ.get("JANUSPRO_CPU_PACK", "1") != "0" and torch.backends.mkldnn.is_available()
+
+
+_UNSUPPORTED: set[torch.dtype] = set()  # dtypes whose packing this CPU's oneDNN refused (e.g. bf16 without AVX-512)
+
+
+def pack_weight(w: torch.Tensor) -> torch.Tensor | None:
+    """oneDNN's blocked copy of a weight, or None where this CPU's oneDNN cannot pack that dtype."""
+    if w.dtype in _UNSUPPORTED:
+        return None
+    try:
+        with torch.no_grad():
+            return torch.ops.mkldnn._reorder_linear_weight(w.detach(), None)
+    except RuntimeError:  # "bf16 path needs the cpu support avx_ne_convert or avx512bw, ..."
+        _UNSUPPORTED.add(w.dtype)
+        return None
 
 
 def available_memory() -> int:
@@ -68,8 +84,7 @@ class Linear(nn.Linear):
         _PACKS.pop(self, None)  # drop a stale copy before making a new one
         packed = None
         if w.numel() * w.element_size() + RESERVE_BYTES <= available_memory():
-            with torch.no_grad():
-                packed = torch.ops.mkldnn._reorder_linear_weight(w.detach(), None)
+            packed = pack_weight(w)
         _PACKS[self] = (key, packed)
         return packed
 

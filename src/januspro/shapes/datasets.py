@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,27 @@ from .suites import POPE_SPLITS, geneval_suite, pope_questions, scene_for_metada
 from .world import COLORS, HELD_OUT, Scene, SceneSpec, sample_scene
 
 TASKS = ("t2i", "classname", "und", "text", "geneval", "pope")
+
+
+@dataclass(frozen=True)
+class DataStyle:
+    """Knobs of the training data (the defaults give the world's plain data; the recipe tunes them)."""
+
+    synthetic_jitter: float = 1.0  # placement jitter of clean text-to-image scenes; 0 puts objects at cell centres
+    single_turn_share: float = 0.7  # understanding chats that ask one question; the rest ask 2..max_turns
+    max_turns: int = 3
+    hard_negatives: float = 0.0  # share of "is there ...?" questions that ask for a near miss of a present object
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.synthetic_jitter <= 1.0:
+            raise ValueError("synthetic_jitter must be in [0, 1]")
+        if not 0.0 <= self.single_turn_share <= 1.0 or not 0.0 <= self.hard_negatives <= 1.0:
+            raise ValueError("single_turn_share and hard_negatives must be in [0, 1]")
+        if self.max_turns < 1:
+            raise ValueError("max_turns must be >= 1")
+
+
+PLAIN = DataStyle()
 
 
 def item_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
@@ -47,48 +69,54 @@ def real_variant(scene: Scene, rng: np.random.Generator) -> Scene:
     return Scene(scene.objects, jitter, clutter)  # type: ignore[arg-type]
 
 
-def t2i_item(seed: int, i: int, variant: str = "synthetic") -> tuple[str, Scene]:
-    """(prompt, scene) of text-to-image item ``i``: clean exact captions, or the noisy "real" variant."""
+def t2i_item(seed: int, i: int, variant: str = "synthetic", style: DataStyle = PLAIN) -> tuple[str, Scene]:
+    """(prompt, scene) of text-to-image item ``i``: clean exact captions (placed with the style's jitter), or
+    the noisy "real" variant (always fully jittered)."""
     rng = item_rng(seed, i, 1)
-    scene = sample_scene(rng)
     if variant == "real":
+        scene = sample_scene(rng)
         return noisy_caption(scene, rng), real_variant(scene, rng)
+    scene = sample_scene(rng, SceneSpec(jitter=style.synthetic_jitter))
     return caption(scene, rng), scene
 
 
-def classname_item(seed: int, i: int) -> tuple[str, Scene]:
-    """Single-object scene and its class name ("red circle"): the Stage I analogue of ImageNet labels."""
+def classname_item(seed: int, i: int, style: DataStyle = PLAIN) -> tuple[str, Scene]:
+    """Single-object scene and its class name ("red circle"): the Stage I analogue of ImageNet labels
+    (clean data: placed with the style's synthetic jitter)."""
     rng = item_rng(seed, i, 2)
-    scene = sample_scene(rng, SceneSpec(n_objects=1))
+    scene = sample_scene(rng, SceneSpec(n_objects=1, jitter=style.synthetic_jitter))
     return scene.objects[0].name, scene
 
 
-def und_item(seed: int, i: int) -> tuple[list[dict], list[str], Scene]:
+def und_item(seed: int, i: int, style: DataStyle = PLAIN) -> tuple[list[dict], list[str], Scene]:
     rng = item_rng(seed, i, 3)
     scene = sample_scene(rng)
-    turns = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
-    messages, kinds = conversation(scene, rng, turns)
+    one = style.max_turns == 1 or rng.random() < style.single_turn_share
+    turns = 1 if one else int(rng.integers(2, style.max_turns + 1))
+    messages, kinds = conversation(scene, rng, turns, style.hard_negatives)
     return messages, kinds, scene
 
 
-def _record(task: str, seed: int, i: int, variant: str) -> tuple[dict, Scene | None]:
+def _record(task: str, seed: int, i: int, variant: str, style: DataStyle) -> tuple[dict, Scene | None]:
     """The JSON fields of item ``i`` (without image path and scene) and the scene to render, if any."""
     if task == "classname":
-        prompt, scene = classname_item(seed, i)
+        prompt, scene = classname_item(seed, i, style)
         return {"prompt": prompt, "variant": "synthetic"}, scene
     if task == "t2i":
         v = variant if variant != "mixed" else ("real" if i % 2 else "synthetic")
-        prompt, scene = t2i_item(seed, i, v)
+        prompt, scene = t2i_item(seed, i, v, style)
         return {"prompt": prompt, "variant": v}, scene
     if task == "und":
-        messages, kinds, scene = und_item(seed, i)
+        messages, kinds, scene = und_item(seed, i, style)
         return {"messages": messages, "kinds": kinds}, scene
     return {"text": text_line(item_rng(seed, i, 4))}, None
 
 
 def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: int = 64,
-               variant: str = "synthetic", progress: Callable[[int], None] | None = None) -> Path:
-    """Write ``n`` items of ``task`` into folder ``out``; returns the JSONL path."""
+               variant: str = "synthetic", progress: Callable[[int], None] | None = None,
+               style: DataStyle = PLAIN) -> Path:
+    """Write ``n`` items of ``task`` into folder ``out``; returns the JSONL path. ``style`` shapes the
+    training tasks (t2i placement, und turns and negatives); the evaluation suites ignore it."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     if n < 1:
@@ -102,7 +130,7 @@ def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: in
         path = out / f"{task}.jsonl"
         with open(path, "w") as f:
             for i in range(n):
-                row, scene = _record(task, seed, i, variant)
+                row, scene = _record(task, seed, i, variant, style)
                 if scene is not None:
                     name = f"images/{task}_{i:07d}.png"
                     _save_png(render(scene, resolution), out / name)

@@ -122,9 +122,13 @@ def noisy_caption(scene: Scene, rng: np.random.Generator) -> str:
 
 
 # ----------------------------------------------------------------------------- questions and answers
-def qa_pairs(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = HELD_OUT
-             ) -> list[tuple[str, str, str]]:
-    """(question, short answer, kind) about the scene; kinds: color, shape, count, exist, relation, where."""
+def qa_pairs(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = HELD_OUT,
+             hard_negatives: float = 0.0) -> list[tuple[str, str, str]]:
+    """(question, short answer, kind) about the scene; kinds: color, shape, count, exist, relation, where.
+
+    ``hard_negatives``: the share of existence questions that ask for a near miss of a present object (its
+    shape in another colour, or its colour on another shape), the kind of absent object POPE's adversarial
+    split asks about; 0 asks for uniformly drawn objects only."""
     out: list[tuple[str, str, str]] = []
     objs = scene.objects
     for shape in SHAPES:
@@ -150,6 +154,8 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = 
         if rng.random() < 0.5 and objs:
             o = objs[int(rng.integers(len(objs)))]
             color, shape = o.color, o.shape
+        elif hard_negatives > 0 and objs and rng.random() < hard_negatives:
+            color, shape = near_miss(objs[int(rng.integers(len(objs)))], rng)
         if held_out is not None and held_out.pair_held(color, shape):
             continue
         q = f"Is there a {color} {shape} in the image?" if rng.random() < 0.5 else f"Is there a {color} {shape}?"
@@ -172,6 +178,13 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = 
     return [x for x in out if held_out is None or not mentions_held_out(x[0] + " " + x[1], held_out)]
 
 
+def near_miss(o: Obj, rng: np.random.Generator) -> tuple[str, str]:
+    """(colour, shape) that differs from object ``o`` in exactly one of the two."""
+    if rng.random() < 0.5:
+        return _pick(rng, [c for c in COLORS if c != o.color]), o.shape
+    return o.color, _pick(rng, [s for s in SHAPES if s != o.shape])
+
+
 def mentions_held_out(text: str, held_out: HeldOut = HELD_OUT) -> bool:
     """Does the text name a held-out colour-shape pair or state a held-out relation triple?"""
     t = " " + text.lower().replace(",", " ").replace("?", " ").replace(".", " ") + " "
@@ -188,10 +201,11 @@ def mentions_held_out(text: str, held_out: HeldOut = HELD_OUT) -> bool:
     return False
 
 
-def conversation(scene: Scene, rng: np.random.Generator, turns: int = 1) -> tuple[list[dict], list[str]]:
-    """A chat about the scene: the image in the first user turn, then ``turns`` question/answer pairs.
-    Returns the messages and the kinds of question asked."""
-    qas = qa_pairs(scene, rng)
+def conversation(scene: Scene, rng: np.random.Generator, turns: int = 1, hard_negatives: float = 0.0
+                 ) -> tuple[list[dict], list[str]]:
+    """A chat about the scene: the image in the first user turn, then ``turns`` question/answer pairs
+    (fewer when the scene offers fewer questions). Returns the messages and the kinds of question asked."""
+    qas = qa_pairs(scene, rng, hard_negatives=hard_negatives)
     if rng.random() < 0.15:
         qas.append((_pick(rng, ("Describe the image.", "What do you see?", "Describe this picture.")),
                     caption(scene, rng, dense=True, with_color=True), "describe"))

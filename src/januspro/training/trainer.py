@@ -9,6 +9,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from ..checkpoint import load_model, save_model
 from ..config import PRESETS, preset
 from ..models.janus import JanusModel
 from ..processing.tokenizer import JanusTokenizer
-from .config import RunConfig
+from .config import RunConfig, fast_cpu_bf16, use_bf16_autocast
 from .data import DataError, Sample, SampleBuilder, encode_codes, load_generation_images, read_jsonl
 from .packing import pack
 from .parallel import LossModule, all_reduce_sum, init_distributed, wrap
@@ -117,6 +118,9 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
+        if cfg.train.dtype == "bf16" and self.device.type == "cpu" and not fast_cpu_bf16():
+            warnings.warn("train.dtype is bf16 but this CPU has no bf16 matmul units: autocast emulates bf16 and is "
+                          "many times slower than fp32 here; train.dtype=auto picks the fast one", stacklevel=2)
         torch.manual_seed(cfg.train.seed)
         self.model, self.tokenizer_dir = self._build_model()
         self.setup_data()
@@ -254,7 +258,7 @@ class Trainer:
         shape = (3, mc.vision.image_size, mc.vision.image_size)
         stats = torch.zeros(5, dtype=torch.float64)  # text sum, text count, image sum, image count, tokens
         self.optim.zero_grad(set_to_none=True)
-        use_bf16 = self.cfg.train.dtype == "bf16"
+        use_bf16 = use_bf16_autocast(self.cfg.train.dtype, self.device.type)
         for chunk in chunks:
             if not chunk:
                 continue
