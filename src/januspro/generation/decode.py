@@ -52,8 +52,10 @@ def prefill(model: JanusModel, embeds: torch.Tensor, pad_mask: torch.Tensor, max
     slots = torch.arange(length, device=embeds.device)
     pos = positions_from_padding(pad_mask)
     rope = model.rope_table(length, embeds.dtype)
-    # the prompt's queries sit at slots 0..t-1 and see no further: attend over those t slots only
-    hidden = model(embeds, pos, attention_mask(key_mask[:, :t], slots[:t]), cache, slots[:t], rope, t)  # [R, T, H]
+    # the prompt's queries sit at slots 0..t-1 and see no further: attend over those t slots only; without
+    # padding that is plain causal attention (the fused SDPA kernel, no mask tensor)
+    mask = None if bool(pad_mask.all()) else attention_mask(key_mask[:, :t], slots[:t])
+    hidden = model(embeds, pos, mask, cache, slots[:t], rope, t)  # [R, T, H]
     next_pos = pad_mask.long().sum(-1)  # [R]
     return hidden[:, -1], DecodeState(cache, key_mask[:, None, None, :], next_pos, t, rope, slots)
 

@@ -162,7 +162,9 @@ class DecoderLM(nn.Module):
             inputs_embeds: [B, T, H].
             position_ids: [B, T] RoPE positions; default ``arange(T)``.
             mask: boolean [B, 1, T, Tk] (True = attend) or ``None`` for plain causal attention over the input.
-                With a cache, ``Tk`` is the cache length and the mask must cover it (see :func:`attention_mask`).
+                With a cache, ``Tk`` is the cache length and the mask must cover it (see :func:`attention_mask`);
+                ``None`` there means an unpadded prompt at slots 0..T-1 with ``kv_len == T`` (causal SDPA, the
+                fused kernel, faster than a boolean mask).
             cache: optional :class:`KVCache`; new keys/values are written at ``cache_positions`` [T].
             rope: optional precomputed :class:`RopeTable` covering ``position_ids`` (saves work per decode step).
             kv_len: with a cache, attend over its first ``kv_len`` slots only (every slot a query may see must lie
@@ -174,8 +176,9 @@ class DecoderLM(nn.Module):
         if cache is not None:
             if cache_positions is None:
                 raise ValueError("cache_positions is required with a cache")
-            if mask is None:
-                raise ValueError("an explicit mask over the cache is required with a cache")
+            if mask is None and kv_len != t:
+                raise ValueError("with a cache, mask=None is only for a prompt written to slots 0..T-1 with "
+                                 "kv_len == T (plain causal attention); otherwise pass a mask over the cache")
         if rope is not None:
             cos, sin = rope(position_ids)
         else:
