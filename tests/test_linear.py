@@ -80,3 +80,24 @@ def test_unsupported_dtype_falls_back(monkeypatch):
         y = lin(x)
     assert lin.packed is None and torch.float32 in L._UNSUPPORTED
     torch.testing.assert_close(y, F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_call_keeps_the_packed_weight(monkeypatch):
+    lin = _layer()
+    if not L.packing_enabled() or L.prepack(lin) == 0:
+        pytest.skip("oneDNN cannot pack fp32 here")
+    calls = []
+    real = L.Linear.packed
+
+    def spy(self):
+        calls.append(self)
+        return real.fget(self)
+
+    monkeypatch.setattr(L.Linear, "packed", property(spy))
+    f = torch.compile(lambda x: torch.relu(lin(x)) * 2.0, dynamic=False)
+    x = torch.randn(2, 1024)
+    with torch.inference_mode():
+        y = f(x)
+    assert calls == [lin], "the compiled function found the packed weight (through januspro::packed_linear)"
+    ref = torch.relu(F.linear(x, lin.weight, lin.bias)) * 2.0
+    torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)

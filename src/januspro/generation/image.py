@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..models.janus import JanusModel
 from ..models.kv_cache import KVCache
+from ..models.linear import prepack
 from ..models.llm import RopeTable
 from ..processing.image import to_pil
 from ..processing.processor import JanusProcessor, left_pad
@@ -124,6 +125,8 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
     expand = torch.cat([per_prompt, per_prompt + b]) if use_cfg else per_prompt
     state = state.expand(expand)
     hidden = hidden.index_select(0, expand)
+    if params.compile:
+        prepack(model)  # the compiled step reaches the packed CPU weights through an opaque op
     fn = _compiled_step() if params.compile else image_decode_step
     clone = params.compile and device.type == "cuda"  # CUDA-graph outputs are overwritten by the next replay
     codes = torch.empty(b * n, num_tokens, dtype=torch.long, device=device)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..models.janus import JanusModel
+from ..models.linear import prepack
 from ..processing.processor import ChatBatch, EncodedChat, JanusProcessor
 from .decode import make_decode_step, prefill, step
 from .sampling import SamplingParams, apply_repetition_penalty, make_generator, sample
@@ -64,6 +65,8 @@ def generate_token_steps(model: JanusModel, batch: ChatBatch, params: TextGenPar
     embeds = model.embed_inputs(batch.input_ids, batch.pixel_values, image_token_id)
     hidden, state = prefill(model, embeds, batch.attention_mask, budget)
     gen = make_generator(params.seed, device)
+    if params.compile:
+        prepack(model)  # the compiled step reaches the packed CPU weights through an opaque op
     fn = make_decode_step(params.compile)
     r = batch.input_ids.shape[0]
     finished = [False] * r
