@@ -228,15 +228,27 @@ def package_model(recipe, dest: Path) -> dict:
     size_mb = sum(f.stat().st_size for f in dest.glob("*.safetensors")) / 1e6
     from ..eval.geneval import hardware
 
-    card = model_card(state, n_params, size_mb, plots, hardware())
+    card = model_card(state, n_params, size_mb, plots, hardware(), vq_source=str(recipe.vq or ""))
     (dest / "README.md").write_text(card)
     return {"params": n_params, "weights_mb": round(size_mb, 2)}
 
 
-def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu: str) -> str:
+def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu: str, vq_source: str = ""
+               ) -> str:
     import torch
 
     parts = state["parts"]
+    style = parts.get("data", {}).get("style")
+    notes = []
+    if style:
+        notes.append("- Training data style (`recipe_style()`): clean text-to-image images with placement jitter "
+                     f"{style['synthetic_jitter']:g} (0 = every object at its grid-cell centre; the noisy 'real' half "
+                     f"stays jittered); understanding chats of up to {style['max_turns']} questions "
+                     f"({style['single_turn_share']:.0%} ask one); {style['hard_negatives']:.0%} of the absent "
+                     "objects asked about are near misses of present ones.")
+    if vq_source and "vq" not in parts:
+        notes.append(f"- VQ tokenizer: the trained weights `{vq_source}` were reused (not retrained in this run; "
+                     "see artifacts/shapes-vq/README.md for how and how long they were trained).")
     scores = parts.get("eval", {})
     lines = ["# janus-pro-shapes", "",
              "A Janus-Pro (same architecture and pipeline as DeepSeek's, scaled down) trained from scratch on the",
@@ -247,7 +259,7 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
              "8 heads, vocab 512;",
              "  understanding ViT 64 px, patch 8 (64 tokens); VQ 64 px -> 8x8 = 64 codes, codebook 512 x 8.",
              "- No system prompt (the model was trained without one).",
-             f"- Trained on {cpu} (torch {torch.__version__}).", "",
+             f"- Trained on {cpu} (torch {torch.__version__}).", *notes, "",
              "## Recipe and wall time", "", "| part | steps | wall time (min) | final numbers |", "|---|---|---|---|"]
     total = 0.0
     for name, info in parts.items():
