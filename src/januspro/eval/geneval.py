@@ -39,7 +39,7 @@ def config_hash(model: JanusModel) -> str:
 
 
 def hardware() -> str:
-    """The GPU's name, or the CPU's model name and the threads torch uses."""
+    """The GPU's name, or the CPU's model name, the threads torch uses and its vector ISA (AVX2, AVX512...)."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     name = platform.processor() or platform.machine()
@@ -50,7 +50,7 @@ def hardware() -> str:
                 break
     except OSError:
         pass
-    return f"{name}, {torch.get_num_threads()} threads"
+    return f"{name}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Path, out: str | Path,

@@ -38,15 +38,13 @@ DATA_SIZES = {"t2i": 40000, "und": 40000, "text": 20000, "classname": 4000}
 
 
 def recipe_style():
-    """The recipe's training-data design (see the model card). Clean ("synthetic") text-to-image images put
-    each object at its grid-cell centre: one picture per (shape, colour, size, cell) instead of a continuum,
-    the analogue of the paper's clean synthetic aesthetic data (the noisy "real" half stays jittered).
-    Understanding chats ask several questions about one image (answers are one or two tokens, so a
-    single-question chat gives the loss almost nothing per image), and half of the absent objects asked about
-    are near misses of present ones."""
+    """The recipe's training-data design: the world's plain data (the shipped model's). An alternative was
+    tried and was worse at the compute it got (artifacts/experiments/canonical-style/README.md): clean images
+    at grid-cell centres, chats of up to 8 questions, half of the absent objects near misses -- pass such a
+    :class:`~januspro.shapes.datasets.DataStyle` here to try it again."""
     from ..shapes.datasets import DataStyle
 
-    return DataStyle(synthetic_jitter=0.0, single_turn_share=0.2, max_turns=8, hard_negatives=0.5)
+    return DataStyle()
 
 EVAL_SEED = 1000  # evaluation suites are drawn from another seed than the training data
 VALIDATION_SEED = 2000  # the prompts on which the sampling settings are chosen
