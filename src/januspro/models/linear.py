@@ -90,15 +90,16 @@ def _packed_linear_shape(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
+def packable(w: torch.Tensor) -> bool:
+    """Would an inference product with this weight use a packed copy (large, CPU, fp32/bf16, packing on)?"""
+    return w.device.type == "cpu" and w.numel() >= MIN_WEIGHT and w.dtype in PACK_DTYPES and packing_enabled()
+
+
 def prepack(module: nn.Module) -> int:
-    """Pack every large CPU weight of ``module``'s :class:`Linear` layers now (before compiling a step that
+    """Pack every packable weight of ``module``'s :class:`Linear` layers now (before compiling a step that
     uses them); returns how many were packed."""
-    n = 0
-    for m in module.modules():
-        if isinstance(m, Linear) and m.weight.device.type == "cpu" and m.weight.numel() >= MIN_WEIGHT \
-                and m.weight.dtype in PACK_DTYPES and packing_enabled():
-            n += m._packed_weight() is not None
-    return n
+    return sum(m._packed_weight() is not None for m in module.modules()
+               if isinstance(m, Linear) and packable(m.weight))
 
 
 class Linear(nn.Linear):

@@ -32,7 +32,7 @@ TASKS = ("t2i", "classname", "und", "text", "geneval", "pope")
 
 @dataclass(frozen=True)
 class DataStyle:
-    """Knobs of the training data (the defaults give the world's plain data; the recipe tunes them)."""
+    """Knobs of the training data (the defaults give the world's plain data; ``Recipe.style`` takes one)."""
 
     synthetic_jitter: float = 1.0  # placement jitter of clean text-to-image scenes; 0 puts objects at cell centres
     single_turn_share: float = 0.7  # understanding chats that ask one question; the rest ask 2..max_turns

@@ -30,21 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..shapes.datasets import DataStyle
+
 ORDER = ("data", "tokenizer", "vq", "vq_polish", "siglip", "text", "assemble", "stage1", "stage2", "stage3",
          "eval", "package")
 
 # Dataset sizes (items) written by the data part.
 DATA_SIZES = {"t2i": 40000, "und": 40000, "text": 20000, "classname": 4000}
-
-
-def recipe_style():
-    """The recipe's training-data design: the world's plain data (the shipped model's). An alternative was
-    tried and was worse at the compute it got (artifacts/experiments/canonical-style/README.md): clean images
-    at grid-cell centres, chats of up to 8 questions, half of the absent objects near misses -- pass such a
-    :class:`~januspro.shapes.datasets.DataStyle` here to try it again."""
-    from ..shapes.datasets import DataStyle
-
-    return DataStyle()
 
 EVAL_SEED = 1000  # evaluation suites are drawn from another seed than the training data
 VALIDATION_SEED = 2000  # the prompts on which the sampling settings are chosen
@@ -95,6 +87,9 @@ class Recipe:
     eval_items: int = 24  # GenEval prompts per category; POPE images = 4x; VQA questions = 12x
     progress: bool = True
     log: Callable[[str], None] = print
+    # the training-data design; the plain data made the shipped model. A canonical-layout / multi-question /
+    # near-miss style was worse at the compute it got (artifacts/experiments/canonical-style/README.md)
+    style: DataStyle = field(default_factory=DataStyle)
 
     @property
     def data(self) -> Path:
@@ -159,7 +154,7 @@ class Recipe:
         from ..shapes.datasets import write_task
 
         sizes = {k: max(8, int(v * self.data_scale)) for k, v in DATA_SIZES.items()}
-        style = recipe_style()
+        style = self.style
         for task, n in sizes.items():
             jsonl = self.data / task / f"{task}.jsonl"
             stamp = self.data / task / "style.json"

@@ -241,7 +241,7 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
     style = parts.get("data", {}).get("style")
     notes = []
     if style:
-        notes.append("- Training data style (`recipe_style()`): clean text-to-image images with placement jitter "
+        notes.append("- Training data style (`Recipe.style`): clean text-to-image images with placement jitter "
                      f"{style['synthetic_jitter']:g} (0 = every object at its grid-cell centre; the noisy 'real' half "
                      f"stays jittered); understanding chats of up to {style['max_turns']} questions "
                      f"({style['single_turn_share']:.0%} ask one); {style['hard_negatives']:.0%} of the absent "

@@ -118,6 +118,7 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
+        self.use_bf16 = use_bf16_autocast(cfg.train.dtype, self.device.type)  # resolved once, used every step
         if cfg.train.dtype == "bf16" and self.device.type == "cpu" and not fast_cpu_bf16():
             warnings.warn("train.dtype is bf16 but this CPU has no bf16 matmul units: autocast emulates bf16 and is "
                           "many times slower than fp32 here; train.dtype=auto picks the fast one", stacklevel=2)
@@ -258,12 +259,11 @@ class Trainer:
         shape = (3, mc.vision.image_size, mc.vision.image_size)
         stats = torch.zeros(5, dtype=torch.float64)  # text sum, text count, image sum, image count, tokens
         self.optim.zero_grad(set_to_none=True)
-        use_bf16 = use_bf16_autocast(self.cfg.train.dtype, self.device.type)
         for chunk in chunks:
             if not chunk:
                 continue
             batch = pack(chunk, self.cfg.data.pack_length, self.tokenizer.pad_id, shape).to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
                 total, parts = self.loss_module(batch, normaliser)
             total.backward()
             stats[:4] += parts
