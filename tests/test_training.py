@@ -70,6 +70,8 @@ def test_unknown_keys_and_bad_values(tmp_path):
         load_run_config(CONFIGS / "stage1.yaml", ["optim.lr=fast"])
     cfg = load_run_config(CONFIGS / "stage1.yaml", ["optim.lr=5e-4", "data.ratio=[1,1,1]", "data.text=t.jsonl"])
     assert cfg.optim.lr == 5e-4 and cfg.data.ratio == [1.0, 1.0, 1.0]
+    with pytest.raises(RunConfigError, match="loss_weights"):
+        load_run_config(CONFIGS / "stage1.yaml", ["data.loss_weights=[1,-1,1]"])
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3"])
@@ -113,6 +115,17 @@ def test_packed_loss_equals_sum_of_samples_alone(tiny_setup, tmp_path):
     assert total.text_count + total.image_count == sum(sum(1 for k in s.target_kind if k) for s in samples)
     torch.testing.assert_close(total.total, alone, rtol=1e-5, atol=1e-4)
 
+
+    # task weights scale each sample's targets: packed weighted loss = sum of weight x loss alone
+    weights = {"und": 7.0, "text": 0.5, "t2i": 2.0}
+    with torch.no_grad():
+        weighted = packed_loss(tr.model, pack(samples, 1024, tr.tokenizer.pad_id, shape, weights),
+                               tr.tokenizer.image_id, 1.0)
+        expect = sum(weights[s.kind] * packed_loss(tr.model, pack([s], 1024, tr.tokenizer.pad_id, shape),
+                                                   tr.tokenizer.image_id, 1.0).total for s in samples)
+    torch.testing.assert_close(weighted.total, expect, rtol=1e-5, atol=1e-4)
+    assert weighted.text_sum == pytest.approx(total.text_sum, rel=1e-5)  # the logged losses stay unweighted
+    assert not torch.allclose(weighted.total, total.total)
 
 def test_exact_resume(tiny_setup, tmp_path):
     root, ckpt = tiny_setup

@@ -44,6 +44,8 @@ class DataSection:
     text: str = ""  # text-only corpus (text.jsonl)
     t2i: str = ""  # text-to-image pairs (t2i.jsonl)
     ratio: list[float] = field(default_factory=lambda: [1.0, 0.0, 3.0])  # und : text : t2i per step
+    # loss weight of each target by task (und, text, t2i); 1,1,1 = every target counts the same (the paper)
+    loss_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     prompt_dropout: float = 0.1  # share of text-to-image samples trained unconditionally (for CFG)
     pack_length: int = 512
     system_prompt: str = ""
@@ -124,6 +126,8 @@ class RunConfig:
         for name, r in zip(("und", "text", "t2i"), d.ratio, strict=True):
             if self.stage.name not in ("vq", "siglip") and r > 0 and not getattr(d, name):
                 raise RunConfigError(f"data.ratio gives {name} a share but data.{name} names no file")
+        if len(d.loss_weights) != 3 or any(w < 0 for w in d.loss_weights):
+            raise RunConfigError("data.loss_weights needs three non-negative numbers (und, text, t2i)")
         if not 0 <= d.prompt_dropout <= 1:
             raise RunConfigError("data.prompt_dropout must be in [0, 1]")
         if o.lr <= 0 or o.grad_clip < 0 or len(o.betas) != 2:

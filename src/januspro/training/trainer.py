@@ -262,7 +262,8 @@ class Trainer:
         for chunk in chunks:
             if not chunk:
                 continue
-            batch = pack(chunk, self.cfg.data.pack_length, self.tokenizer.pad_id, shape).to(self.device)
+            batch = pack(chunk, self.cfg.data.pack_length, self.tokenizer.pad_id, shape,
+                         dict(zip(TASKS, self.cfg.data.loss_weights, strict=True))).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
                 total, parts = self.loss_module(batch, normaliser)
             total.backward()
