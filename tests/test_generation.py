@@ -257,6 +257,29 @@ def test_decode_attention_equals_sdpa(heads, kv_heads):
     torch.testing.assert_close(decode_attention(q, k, v, mask), ref, rtol=1e-5, atol=1e-6)
 
 
+@torch.no_grad()
+def test_bf16_cached_decode_matches_full_forward(pair):
+    """Eager bf16 decode steps attend through SDPA (fp32 ones through decode_attention); they stay equal to
+    a full uncached forward within bf16 precision, for a padded and an unpadded row."""
+    import copy
+
+    from januspro.generation.decode import step
+
+    model = copy.deepcopy(pair[1]).to(torch.bfloat16)
+    g = torch.Generator().manual_seed(5)
+    ids = torch.tensor([[BOS] + torch.randint(10, 200, (9,), generator=g).tolist()])
+    emb = model.llm.embed_tokens(ids)  # [1, 10, H]
+    full = model(emb)[0].float()  # [10, H], no cache
+    short = model(emb[:, 2:])[0].float()  # the same tokens without the first two
+    pad = torch.ones(2, 6, dtype=torch.long)
+    pad[1, :2] = 0  # row 1: left-padded, its prompt is tokens 2..5
+    _, state = prefill(model, emb[:, :6].expand(2, -1, -1).contiguous(), pad, 4)
+    for i in range(4):
+        hidden = step(state, model, emb[:, 6 + i:7 + i].expand(2, -1, -1).contiguous(), i).float()
+        torch.testing.assert_close(hidden[0], full[6 + i], rtol=0.05, atol=0.05)
+        torch.testing.assert_close(hidden[1], short[4 + i], rtol=0.05, atol=0.05)
+
+
 def test_attended_slots():
     from types import SimpleNamespace
 

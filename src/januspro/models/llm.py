@@ -62,8 +62,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Attention of one query per row, q [B, H, 1, D], over the cache k/v [B, Hkv, T, D] where the boolean
     ``mask`` [B, 1, 1, T] is True. Equal to SDPA (GQA: query head h reads kv head h // (H / Hkv)); written as two
-    matmuls and a softmax because the fused CPU kernel is slow for a single query (and, compiled, these fuse):
-    15-20% faster whole decode steps at the tiny benchmark config."""
+    matmuls and a softmax because the fused CPU kernel is slow for a single fp32 query (and, compiled, these
+    fuse): 15-20% faster whole decode steps at the tiny benchmark config. Eager bf16/fp16 steps use SDPA instead:
+    there the two half-precision matmuls were 3-10x slower than SDPA's kernel (benchmarks/RESULTS.md)."""
     b, h, _, d = q.shape
     hk = k.shape[1]
     scores = torch.matmul(q.reshape(b, hk, h // hk, d), k.transpose(-1, -2)) * d ** -0.5  # [B, Hkv, G, T]
@@ -103,7 +104,7 @@ class Attention(nn.Module):
                 k, v = k[:, :, :kv_len], v[:, :, :kv_len]
             k, v = k.to(q.dtype), v.to(q.dtype)
         gqa = self.num_kv_heads != self.num_heads
-        if t == 1 and mask is not None:
+        if t == 1 and mask is not None and (q.dtype == torch.float32 or torch.compiler.is_compiling()):
             out = decode_attention(q, k, v, mask)
         elif mask is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, enable_gqa=gqa)

@@ -52,7 +52,7 @@ PARTS: dict[str, dict[str, str]] = {
                   "stage.vq_restart_every": "0", "optim.lr": "3e-4", "train.steps": "1200", "train.batch_size": "32",
                   "train.save_every": "250", "train.eval_every": "600"},
     "siglip": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.t2i": "{data}/t2i/t2i.jsonl",
-               "stage.name": "siglip", "optim.lr": "5e-4", "optim.warmup_steps": "50", "train.steps": "600",
+               "stage.name": "siglip", "optim.lr": "5e-4", "optim.warmup_steps": "50", "train.steps": "1200",
                "train.batch_size": "64", "train.save_every": "200", "train.eval_every": "300"},
     "text": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.text": "{data}/text/text.jsonl",
              "data.ratio": "[0,1,0]", "data.pack_length": "256", "stage.name": "text", "optim.lr": "1e-3",
@@ -69,7 +69,7 @@ PARTS: dict[str, dict[str, str]] = {
     "stage3": {"model.init": "{out}/stage2/model", "data.und": "{data}/und/und.jsonl",
                "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i_synthetic.jsonl",
                "data.ratio": "[5,1,4]", "data.pack_length": "256", "stage.name": "stage3", "optim.lr": "2e-4",
-               "optim.warmup_steps": "0", "train.steps": "1800", "train.batch_size": "64", "train.save_every": "100",
+               "optim.warmup_steps": "0", "train.steps": "2800", "train.batch_size": "64", "train.save_every": "100",
                "train.dtype": "auto"},
 }
 
