@@ -60,3 +60,18 @@ def test_recipe_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "recipe", "--help"])
     assert "januspro train recipe" in capsys.readouterr().out
+
+
+def test_recipe_reused_vq_is_recorded(tmp_path):
+    from januspro.training.recipe import Recipe
+
+    with pytest.raises(RecipeError, match="no VQ weights"):
+        Recipe(tmp_path / "a", vq=str(tmp_path / "missing.safetensors"), progress=False, log=lambda s: None).run()
+    weights = tmp_path / "vq" / "vq.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"")  # only its record is read here
+    (weights.parent / "recipe_parts.json").write_text(json.dumps({"vq": {"seconds": 60.0, "steps": 3}}))
+    recipe = Recipe(tmp_path / "b", vq=str(weights), progress=False, log=lambda s: None)
+    parts = recipe.run(only=["vq", "vq_polish"])["parts"]
+    assert parts["vq"] == {"seconds": 60.0, "steps": 3, "reused": str(weights)}  # the kept record
+    assert parts["vq_polish"]["seconds"] == 0.0 and parts["vq_polish"]["reused"] == str(weights)  # none kept

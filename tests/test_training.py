@@ -114,8 +114,6 @@ def test_packed_loss_equals_sum_of_samples_alone(tiny_setup, tmp_path):
                                 1.0).total for s in samples)
     assert total.text_count + total.image_count == sum(sum(1 for k in s.target_kind if k) for s in samples)
     torch.testing.assert_close(total.total, alone, rtol=1e-5, atol=1e-4)
-
-
     # task weights scale each sample's targets: packed weighted loss = sum of weight x loss alone
     weights = {"und": 7.0, "text": 0.5, "t2i": 2.0}
     with torch.no_grad():
@@ -126,6 +124,7 @@ def test_packed_loss_equals_sum_of_samples_alone(tiny_setup, tmp_path):
     torch.testing.assert_close(weighted.total, expect, rtol=1e-5, atol=1e-4)
     assert weighted.text_sum == pytest.approx(total.text_sum, rel=1e-5)  # the logged losses stay unweighted
     assert not torch.allclose(weighted.total, total.total)
+
 
 def test_exact_resume(tiny_setup, tmp_path):
     root, ckpt = tiny_setup

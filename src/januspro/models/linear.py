@@ -4,7 +4,8 @@ On CPU, at inference (no autograd), a large weight is reordered once into oneDNN
 beside the parameter; the product then runs through oneDNN's prepacked GEMM. Measured on the benchmark CPU
 (2 cores) at Janus-Pro-1B widths: 1.5-2.5x faster than ``F.linear`` for the 1-16 rows of a decode step in fp32
 and 1.5-1.9x in bf16 (see benchmarks/RESULTS.md). The best kernel depends on the CPU: on an AMX Xeon, MKL's
-plain fp32 GEMM streamed those weights at ~50 GB/s against ~40 GB/s packed (bf16 packed stayed 1.6-1.8x faster). The packed copy costs the weight's size in memory once more;
+plain fp32 GEMM streamed those weights at ~50 GB/s against ~40 GB/s packed (bf16 packed stayed 1.6-1.8x
+faster). The packed copy costs the weight's size in memory once more;
 a weight is packed only while the machine has that much memory available, and ``JANUSPRO_CPU_PACK=0``
 turns packing off. Where this CPU's oneDNN cannot pack a dtype (bf16 needs AVX-512 or AVX-NE-CONVERT), that
 dtype runs the plain kernels. The copy is rebuilt when the weight changes (in-place updates bump its version).

@@ -109,8 +109,11 @@ class Recipe:
         return {"parts": {}}
 
     def _record(self, part: str, seconds: float, extra: dict[str, Any] | None = None) -> None:
+        self._store(part, {"seconds": round(seconds, 1), **(extra or {})})
+
+    def _store(self, part: str, record: dict[str, Any]) -> None:
         st = self.state()
-        st["parts"][part] = {"seconds": round(seconds, 1), **(extra or {})}
+        st["parts"][part] = record
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(st, indent=2) + "\n")
         tmp.replace(self.state_path)
@@ -129,6 +132,8 @@ class Recipe:
         bad = [p for p in (only or []) if p not in ORDER]
         if bad:
             raise RecipeError(f"unknown part(s) {bad}; parts: {', '.join(ORDER)}")
+        if self.vq and not Path(self.vq).is_file():
+            raise RecipeError(f"--vq: no VQ weights file at {self.vq}")
         self.out.mkdir(parents=True, exist_ok=True)
         for part in ORDER:
             if only and part not in only:
@@ -137,6 +142,7 @@ class Recipe:
             if part in done:
                 self.log(f"[recipe] {part}: done before ({done[part]['seconds']:.0f} s), skipped")
             elif part in ("vq", "vq_polish") and self.vq:
+                self._store(part, self.reused_vq_record(part))
                 self.log(f"[recipe] {part}: using the given VQ weights {self.vq}")
             else:
                 self.log(f"[recipe] {part} ...")
@@ -147,6 +153,13 @@ class Recipe:
             if part == until:
                 break
         return self.state()
+
+    def reused_vq_record(self, part: str) -> dict[str, Any]:
+        """The record of a VQ part whose trained weights were given (``--vq``): the one kept beside the weights
+        in ``recipe_parts.json`` (the run that trained them: steps, wall time, scores), or zero seconds."""
+        kept = Path(self.vq).with_name("recipe_parts.json")
+        record = json.loads(kept.read_text()).get(part) if kept.is_file() else None
+        return {**(record or {"seconds": 0.0, "note": "time not recorded with the weights"}), "reused": str(self.vq)}
 
     def part_data(self) -> dict[str, Any]:
         from dataclasses import asdict

@@ -246,7 +246,7 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
                      f"stays jittered); understanding chats of up to {style['max_turns']} questions "
                      f"({style['single_turn_share']:.0%} ask one); {style['hard_negatives']:.0%} of the absent "
                      "objects asked about are near misses of present ones.")
-    if vq_source and "vq" not in parts:
+    if vq_source:
         notes.append(f"- VQ tokenizer: the trained weights `{vq_source}` were reused (not retrained in this run; "
                      "see artifacts/shapes-vq/README.md for how and how long they were trained).")
     scores = parts.get("eval", {})

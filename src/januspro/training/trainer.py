@@ -119,6 +119,7 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
         self.use_bf16 = use_bf16_autocast(cfg.train.dtype, self.device.type)  # resolved once, used every step
+        self.task_weights = dict(zip(TASKS, cfg.data.loss_weights, strict=True))  # loss weight by sample kind
         if cfg.train.dtype == "bf16" and self.device.type == "cpu" and not fast_cpu_bf16():
             warnings.warn("train.dtype is bf16 but this CPU has no bf16 matmul units: autocast emulates bf16 and is "
                           "many times slower than fp32 here; train.dtype=auto picks the fast one", stacklevel=2)
@@ -263,7 +264,7 @@ class Trainer:
             if not chunk:
                 continue
             batch = pack(chunk, self.cfg.data.pack_length, self.tokenizer.pad_id, shape,
-                         dict(zip(TASKS, self.cfg.data.loss_weights, strict=True))).to(self.device)
+                         self.task_weights).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
                 total, parts = self.loss_module(batch, normaliser)
             total.backward()
