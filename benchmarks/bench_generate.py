@@ -32,6 +32,7 @@ from januspro.checkpoint import load_model  # noqa: E402
 from januspro.eval.geneval import hardware as cpu_hardware  # noqa: E402
 from januspro.generation.image import ImageGenParams, decode_codes, generate_codes, unconditional_ids  # noqa: E402
 from januspro.generation.text import TextGenParams, generate_token_steps  # noqa: E402
+from januspro.models.linear import choices as linear_choices  # noqa: E402
 from januspro.processing.processor import ChatBatch  # noqa: E402
 
 BOS, EOS, PAD, BOI, EOI, IMG = 1, 2, 0, 5, 6, 7
@@ -158,11 +159,13 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: floa
                                    guidance_scale=5.0, num_return_sequences=n)
 
         t_hf = timeit(hf_codes, repeat, device)
+        print(f"  t2i n={n}: transformers {t_hf / num_tokens * 1e3:.2f} ms/step", flush=True)
         ctx = len(prompt) + num_tokens // 2
         roof = step_bytes(ours, 2 * n, ctx) / (bw * 1e9)
         for mode in modes:
             t_ours = timeit(ours_codes(mode == "compiled"), repeat, device)
             step_ours = t_ours / num_tokens
+            print(f"  t2i n={n}: ours {mode} {step_ours * 1e3:.2f} ms/step", flush=True)
             rows.append({
                 "config": s.name, "dtype": str(dtype).replace("torch.", ""),
                 "task": f"t2i n={n} (cfg, {num_tokens} codes), ours {mode}",
@@ -242,6 +245,10 @@ def main() -> None:
             f"'ours compiled': our decode step run eagerly or through torch.compile (--compile). "
             f"'roofline' = (weights + KV cache bytes one decode step must read) / bandwidth, as a share of the "
             f"measured step.\n\n{table}")
+    picked = linear_choices()
+    if picked:  # the CPU Linear kernel each weight shape and row bucket timed fastest on this machine
+        text += ("\nCPU Linear kernels chosen by timing (weight out x in, dtype, threads, rows): "
+                 + "; ".join(f"{k}: {v}" for k, v in picked.items()) + ".\n")
     print(text)
     write_section(args.out, "## bench_generate.py", text)
 

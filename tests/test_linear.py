@@ -1,4 +1,4 @@
-"""The CPU inference Linear: oneDNN-packed weights and the few-row path equal nn.Linear."""
+"""The CPU inference Linear: every kernel equals nn.Linear, and the timed per-shape choice picks the fastest."""
 
 from __future__ import annotations
 
@@ -11,37 +11,93 @@ import torch.nn.functional as F
 from januspro.models import linear as L
 
 
+@pytest.fixture(autouse=True)
+def _fresh_choices(monkeypatch):
+    monkeypatch.setattr(L, "_CHOICES", {})
+    monkeypatch.setattr(L, "TIMINGS", {})
+    monkeypatch.delenv("JANUSPRO_CPU_KERNEL", raising=False)
+    monkeypatch.delenv("JANUSPRO_CPU_PACK", raising=False)
+
+
 def _layer(out_f: int = 1024, in_f: int = 1024, bias: bool = True) -> L.Linear:
     torch.manual_seed(0)
     return L.Linear(in_f, out_f, bias=bias)  # 1M weights: above MIN_WEIGHT
 
 
+def _fake_times(monkeypatch, times: dict[str, float]) -> list[str]:
+    timed = []
+
+    def fake(self, kernel, x):
+        timed.append(kernel)
+        return times[kernel]
+
+    monkeypatch.setattr(L.Linear, "_time_kernel", fake)
+    return timed
+
+
+@pytest.mark.parametrize("kernel", L.KERNELS)
 @pytest.mark.parametrize("rows", [1, 2, 16, 300])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_packed_equals_linear(rows, dtype):
+def test_every_kernel_equals_linear(monkeypatch, kernel, rows, dtype):
+    monkeypatch.setenv("JANUSPRO_CPU_KERNEL", kernel)
     lin = _layer().to(dtype)
     x = torch.randn(rows, 3, 1024).to(dtype)
     with torch.inference_mode():
         y = lin(x)
-    if dtype in L._UNSUPPORTED:  # this CPU's oneDNN cannot pack bf16: the plain kernels ran
-        assert lin.packed is None
-    else:
-        assert lin.packed is not None, "an inference call on CPU packs a large weight"
+    ran = lin.kernel(rows * 3)
+    if kernel == "packed" and dtype not in L._UNSUPPORTED:
+        assert ran == "packed" and lin.packed is not None
+    elif kernel == "wmajor" and dtype == torch.float32 and rows * 3 <= L.SKINNY_ROWS:
+        assert ran == "wmajor"
+    else:  # a forced kernel that does not apply here runs F.linear
+        assert ran == "linear" or (ran == "packed" and kernel == "packed")
     ref = F.linear(x.float(), lin.weight.float(), lin.bias.float())
     tol = 1e-4 if dtype == torch.float32 else 3e-2
     torch.testing.assert_close(y.float(), ref, rtol=tol, atol=tol * ref.abs().max().item())
     assert set(lin.state_dict()) == {"weight", "bias"}  # the packed copy is not part of the state
 
 
-def test_repacks_after_weight_change_and_skips_training():
+def test_timed_choice_is_the_fastest_and_shared_by_shape(monkeypatch):
+    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0})
+    a, b = _layer(), _layer()
+    x = torch.randn(2, 1024)
+    with torch.inference_mode():
+        a(x)
+        b(x)
+    can_pack = L.packable(a.weight) and torch.float32 not in L._UNSUPPORTED
+    expected = (["packed"] if can_pack else []) + ["linear", "wmajor"]
+    assert timed == expected, "timed once per shape and row bucket, not per layer"
+    assert a.kernel(2) == b.kernel(2) == "linear"
+    assert a.packed is None and b.packed is None, "a packed copy that lost the timing is given back"
+    assert list(L.choices().values()) == ["linear"]
+
+    timed.clear()
+    _fake_times(monkeypatch, {"packed": 1.0, "linear": 2.0, "wmajor": 3.0})
+    with torch.inference_mode():
+        y = a(torch.randn(300, 1024))  # another row bucket: timed anew, wmajor does not apply
+    if can_pack:
+        assert a.kernel(300) == "packed" and a.packed is not None
+    else:
+        assert a.kernel(300) == "linear"
+    assert a.kernel(2) == "linear" and y.shape == (300, 1024)
+
+
+def test_bad_kernel_name_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("JANUSPRO_CPU_KERNEL", "fastest")
+    with pytest.raises(ValueError, match="JANUSPRO_CPU_KERNEL='fastest'.*packed, linear, wmajor"):
+        with torch.inference_mode():
+            _layer()(torch.randn(2, 1024))
+
+
+def test_repacks_after_weight_change_and_skips_training(monkeypatch):
+    monkeypatch.setenv("JANUSPRO_CPU_KERNEL", "packed")
     lin = _layer(bias=False)
     x = torch.randn(2, 1024)
     with torch.no_grad():
         first = lin(x)
         lin.weight.mul_(2.0)  # in place: the version changes, the packed copy must follow
         torch.testing.assert_close(lin(x), 2 * first, rtol=1e-4, atol=1e-4)
-    packed = lin.packed
-    assert packed is not None
+    assert (lin.packed is not None) == ("packed" in lin.candidates(2))
     lin2 = copy.deepcopy(lin)  # the packed copy stays outside the module
     assert lin2.packed is None
     y = lin2(x)  # grad enabled and a trainable weight: the autograd path, nothing packed
@@ -53,6 +109,7 @@ def test_repacks_after_weight_change_and_skips_training():
 def test_packing_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("JANUSPRO_CPU_PACK", "0")
     lin = _layer()
+    assert "packed" not in lin.candidates(4)
     with torch.inference_mode():
         y = lin(torch.randn(4, 1024))
     assert lin.packed is None and y.shape == (4, 1024)
@@ -62,6 +119,7 @@ def test_no_packing_without_memory(monkeypatch):
     monkeypatch.setattr(L, "available_memory", lambda: 1 << 20)
     lin = _layer()
     x = torch.randn(4, 1024)
+    assert "packed" not in lin.candidates(4)
     with torch.inference_mode():
         y = lin(x)
     assert lin.packed is None
@@ -74,30 +132,34 @@ def test_unsupported_dtype_falls_back(monkeypatch):
 
     monkeypatch.setattr(L, "_UNSUPPORTED", set())
     monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", refuse)
+    monkeypatch.setenv("JANUSPRO_CPU_KERNEL", "packed")
     lin = _layer()
     x = torch.randn(4, 1024)
     with torch.inference_mode():
         y = lin(x)
-    assert lin.packed is None and torch.float32 in L._UNSUPPORTED
+    assert lin.packed is None and torch.float32 in L._UNSUPPORTED and lin.kernel(4) == "linear"
     torch.testing.assert_close(y, F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
 
 
-def test_compiled_call_keeps_the_packed_weight(monkeypatch):
+@pytest.mark.parametrize("fastest", ["packed", "wmajor"])
+def test_compiled_call_runs_the_chosen_kernel(monkeypatch, fastest):
+    _fake_times(monkeypatch, {k: (0.5 if k == fastest else 1.0) for k in L.KERNELS})
     lin = _layer()
-    if not L.packing_enabled() or L.prepack(lin) == 0:
-        pytest.skip("oneDNN cannot pack fp32 here")
-    calls = []
-    real = L.Linear.packed
+    L.prepack(lin, rows=2)
+    chosen = lin.kernel(2)
+    assert chosen == fastest or (fastest == "packed" and "packed" not in lin.candidates(2))
+    ran = []
+    real = L.Linear._run
 
-    def spy(self):
-        calls.append(self)
-        return real.fget(self)
+    def spy(self, kernel, x):
+        ran.append(kernel)
+        return real(self, kernel, x)
 
-    monkeypatch.setattr(L.Linear, "packed", property(spy))
+    monkeypatch.setattr(L.Linear, "_run", spy)
     f = torch.compile(lambda x: torch.relu(lin(x)) * 2.0, dynamic=False)
     x = torch.randn(2, 1024)
     with torch.inference_mode():
         y = f(x)
-    assert calls == [lin], "the compiled function found the packed weight (through januspro::packed_linear)"
+    assert ran == [chosen], "the compiled function ran the chosen kernel (through januspro::packed_linear)"
     ref = torch.relu(F.linear(x, lin.weight, lin.bias)) * 2.0
     torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)

@@ -126,7 +126,7 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
     state = state.expand(expand)
     hidden = hidden.index_select(0, expand)
     if params.compile:
-        prepack(model)  # the compiled step reaches the packed CPU weights through an opaque op
+        prepack(model, rows=expand.numel())  # the compiled step reaches each weight's CPU kernel through an opaque op
     fn = _compiled_step() if params.compile else image_decode_step
     clone = params.compile and device.type == "cuda"  # CUDA-graph outputs are overwritten by the next replay
     codes = torch.empty(b * n, num_tokens, dtype=torch.long, device=device)

@@ -66,7 +66,7 @@ def generate_token_steps(model: JanusModel, batch: ChatBatch, params: TextGenPar
     hidden, state = prefill(model, embeds, batch.attention_mask, budget)
     gen = make_generator(params.seed, device)
     if params.compile:
-        prepack(model)  # the compiled step reaches the packed CPU weights through an opaque op
+        prepack(model, rows=batch.input_ids.shape[0])  # the compiled step reaches each CPU kernel through an opaque op
     fn = make_decode_step(params.compile)
     r = batch.input_ids.shape[0]
     finished = [False] * r

@@ -1,36 +1,56 @@
-"""nn.Linear with faster CPU kernels for inference.
+"""nn.Linear with the fastest CPU kernel this machine has for each weight shape, at inference.
 
-On CPU, at inference (no autograd), a large weight is reordered once into oneDNN's blocked layout and kept
-beside the parameter; the product then runs through oneDNN's prepacked GEMM. Measured on the benchmark CPU
-(2 cores) at Janus-Pro-1B widths: 1.5-2.5x faster than ``F.linear`` for the 1-16 rows of a decode step in fp32
-and 1.5-1.9x in bf16 (see benchmarks/RESULTS.md). The best kernel depends on the CPU: on an AMX Xeon, MKL's
-plain fp32 GEMM streamed those weights at ~50 GB/s against ~40 GB/s packed (bf16 packed stayed 1.6-1.8x
-faster). The packed copy costs the weight's size in memory once more;
-a weight is packed only while the machine has that much memory available, and ``JANUSPRO_CPU_PACK=0``
-turns packing off. Where this CPU's oneDNN cannot pack a dtype (bf16 needs AVX-512 or AVX-NE-CONVERT), that
-dtype runs the plain kernels. The copy is rebuilt when the weight changes (in-place updates bump its version).
+Three kernels compute the same product ``x @ W.T + b`` and the fastest one depends on the CPU, the dtype,
+the weight's shape and the number of rows (measured at Janus-Pro-1B widths, 2 cores, few-row decode products):
 
-Without packing, few-row fp32 inputs use ``(W @ x.T).T``, which streams the weight rows and is faster than
-the GEMM path ``x @ W.T`` takes for them. Same parameters and state-dict keys as ``nn.Linear``.
+- ``packed``: the weight reordered once into oneDNN's blocked layout, multiplied by its prepacked GEMM. 1.5-2.5x
+  faster than ``F.linear`` on an AVX-512 and an AVX2 EPYC, but slower than MKL's plain fp32 GEMM on an AMX Xeon
+  (~40 against ~50 GB/s). It costs the weight's memory once more, is only made while the machine has that much
+  memory free, and oneDNN packs bf16 only on CPUs with AVX-512 (or AVX-NE-CONVERT).
+- ``linear``: ``F.linear`` (MKL / oneDNN's plain GEMM).
+- ``wmajor``: ``(W @ x.T).T`` for fp32 inputs of up to ``SKINNY_ROWS`` rows, which streams the weight rows and
+  beats ``x @ W.T`` for few rows on several CPUs.
+
+The first inference call of a (shape, dtype, row-bucket) times the candidates once on that weight (a few
+milliseconds to a second per shape at 1B widths) and every layer of that shape then uses the winner for the rest
+of the process. ``JANUSPRO_CPU_KERNEL=packed|linear|wmajor`` forces one kernel (where it applies),
+``JANUSPRO_CPU_PACK=0`` never packs. The packed copy is rebuilt when the weight changes (in-place updates bump
+its version) and dropped again when timing found it slower. Same parameters and state-dict keys as
+``nn.Linear``; training and anything that needs gradients uses ``F.linear``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import weakref
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-SKINNY_ROWS = 128  # up to this many rows, use the weight-major product (unpacked fp32)
+SKINNY_ROWS = 128  # the weight-major product is a candidate up to this many rows (fp32)
 MIN_WEIGHT = 1 << 20  # weights of at least this many elements (small ones are overhead-bound)
 PACK_DTYPES = (torch.float32, torch.bfloat16)
 RESERVE_BYTES = 1 << 30  # memory left free after packing a weight
+KERNELS = ("packed", "linear", "wmajor")
+# row buckets: (largest row count in the bucket, rows the candidates are timed at)
+BUCKETS = ((4, 2), (32, 16), (None, 64))
 
 
 def packing_enabled() -> bool:
     return os.environ.get("JANUSPRO_CPU_PACK", "1") != "0" and torch.backends.mkldnn.is_available()
+
+
+def forced_kernel() -> str | None:
+    """The kernel ``JANUSPRO_CPU_KERNEL`` asks for, or None for the timed choice ("auto" or unset)."""
+    name = os.environ.get("JANUSPRO_CPU_KERNEL", "auto").strip().lower()
+    if name in ("", "auto"):
+        return None
+    if name not in KERNELS:
+        raise ValueError(f"JANUSPRO_CPU_KERNEL={name!r}: expected auto or one of {', '.join(KERNELS)}")
+    return name
 
 
 _UNSUPPORTED: set[torch.dtype] = set()  # dtypes whose packing this CPU's oneDNN refused (e.g. bf16 without AVX-512)
@@ -63,28 +83,64 @@ def available_memory() -> int:
         return 1 << 62
 
 
+def bucket_of(rows: int) -> int:
+    return next(i for i, (top, _) in enumerate(BUCKETS) if top is None or rows <= top)
+
+
+# (out, in, dtype, threads, bucket) -> the kernel timing chose; shared by every layer of that shape
+_CHOICES: dict[tuple[int, int, torch.dtype, int, int], str] = {}
+# the measured seconds behind each choice, for the benchmark's report
+TIMINGS: dict[tuple[int, int, torch.dtype, int, int], dict[str, float]] = {}
+
+
+def choices() -> dict[str, str]:
+    """What timing chose so far, readable: ``{"2048x5632 float32 t2 rows<=4": "packed", ...}``."""
+    out = {}
+    for (o, i, dtype, threads, b), kernel in sorted(_CHOICES.items(), key=str):
+        top = BUCKETS[b][0]
+        rows = f"rows<={top}" if top is not None else f"rows>{BUCKETS[b - 1][0]}"
+        out[f"{o}x{i} {str(dtype).removeprefix('torch.')} t{threads} {rows}"] = kernel
+    return out
+
+
+def _best_seconds(fn: Callable[[], object], repeat: int = 3) -> float:
+    fn()  # warm-up: first-call allocations and oneDNN primitive creation
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 # module -> (weight key, packed weight or None when refused); outside the module so that copying, pickling
 # and saving a module never meet the opaque oneDNN tensor
 _PACKS: weakref.WeakKeyDictionary[Linear, tuple[tuple[int, int, torch.dtype], torch.Tensor | None]] = (
     weakref.WeakKeyDictionary())
 
 
-# weight data pointer -> the Linear that packed it, so the compile-visible op below can find the packed copy
+# weight data pointer -> its Linear, so the compile-visible op below can find the module's kernel and packed copy
 _BY_PTR: dict[int, weakref.ref[Linear]] = {}
+
+
+def _register(mod: Linear) -> None:
+    ptr = mod.weight.data_ptr()
+    ref = _BY_PTR.get(ptr)
+    if ref is None or ref() is not mod:
+        _BY_PTR[ptr] = weakref.ref(mod, lambda r, p=ptr: _BY_PTR.pop(p) if _BY_PTR.get(p) is r else None)
 
 
 @torch.library.custom_op("januspro::packed_linear", mutates_args=(),
                          schema="(Tensor x, Tensor weight, Tensor? bias) -> Tensor")
 def packed_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear`` through the packed copy of ``weight`` that :func:`prepack` made (plain kernels when there
-    is none). torch.compile sees an opaque op, so a compiled decode step keeps oneDNN's packed GEMM instead of
-    tracing a plain matmul (which was 1.4x slower at Janus-Pro-1B widths)."""
+    """``F.linear`` through the kernel the weight's :class:`Linear` chose (the packed copy among them).
+    torch.compile sees an opaque op, so a compiled decode step runs the same kernel as an eager one instead of
+    tracing a plain matmul (which was 1.4x slower than the packed GEMM at Janus-Pro-1B widths)."""
     ref = _BY_PTR.get(weight.data_ptr())
     mod = ref() if ref is not None else None
-    packed = mod.packed if mod is not None and mod.weight.data_ptr() == weight.data_ptr() else None
-    if packed is None or x.dtype != weight.dtype:
+    if mod is None or mod.weight.data_ptr() != weight.data_ptr() or x.dtype != weight.dtype:
         return F.linear(x, weight, bias)
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+    return mod._infer(x)
 
 
 @packed_linear.register_fake
@@ -93,15 +149,29 @@ def _packed_linear_shape(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 
 
 def packable(w: torch.Tensor) -> bool:
-    """Would an inference product with this weight use a packed copy (large, CPU, fp32/bf16, packing on)?"""
+    """Would an inference product with this weight consider a packed copy (large, CPU, fp32/bf16, packing on)?"""
     return w.device.type == "cpu" and w.numel() >= MIN_WEIGHT and w.dtype in PACK_DTYPES and packing_enabled()
 
 
-def prepack(module: nn.Module) -> int:
-    """Pack every packable weight of ``module``'s :class:`Linear` layers now (before compiling a step that
-    uses them); returns how many were packed."""
-    return sum(m._packed_weight() is not None for m in module.modules()
-               if isinstance(m, Linear) and packable(m.weight))
+def prepack(module: nn.Module, rows: int | None = None) -> int:
+    """Get ``module``'s large CPU :class:`Linear` layers ready before compiling a step that uses them: choose
+    the kernel for products of ``rows`` rows (timing each weight shape once) or, without ``rows``, pack every
+    packable weight. Returns how many layers now hold a packed copy."""
+    layers = [m for m in module.modules()
+              if isinstance(m, Linear) and m.weight.device.type == "cpu" and m.weight.numel() >= MIN_WEIGHT]
+    with torch.no_grad():
+        for m in layers:
+            _register(m)
+            if rows is not None:
+                m.kernel(rows)
+            elif packable(m.weight):
+                m._packed_weight()
+    return sum(m.packed is not None for m in layers)
+
+
+def _weight_key(w: torch.Tensor) -> tuple[int, int, torch.dtype]:
+    # inference tensors (made under inference_mode) keep no version counter and cannot change in place
+    return w.data_ptr(), 0 if w.is_inference() else w._version, w.dtype
 
 
 class Linear(nn.Linear):
@@ -109,12 +179,11 @@ class Linear(nn.Linear):
     def packed(self) -> torch.Tensor | None:
         """The packed copy of the current weight, if one was made."""
         entry = _PACKS.get(self)
-        w = self.weight
-        return entry[1] if entry is not None and entry[0] == (w.data_ptr(), w._version, w.dtype) else None
+        return entry[1] if entry is not None and entry[0] == _weight_key(self.weight) else None
 
     def _packed_weight(self) -> torch.Tensor | None:
         w = self.weight
-        key = (w.data_ptr(), w._version, w.dtype)
+        key = _weight_key(w)
         entry = _PACKS.get(self)
         if entry is not None and entry[0] == key:
             return entry[1]
@@ -123,27 +192,67 @@ class Linear(nn.Linear):
         if w.numel() * w.element_size() + RESERVE_BYTES <= available_memory():
             packed = pack_weight(w)
         _PACKS[self] = (key, packed)
-        if packed is not None:
-            ptr = w.data_ptr()
-            _BY_PTR[ptr] = weakref.ref(self, lambda r, p=ptr: _BY_PTR.pop(p) if _BY_PTR.get(p) is r else None)
         return packed
+
+    def candidates(self, rows: int) -> list[str]:
+        """The kernels that apply to a product of ``rows`` rows with this weight on this machine."""
+        w = self.weight
+        out = []
+        if packable(w) and w.dtype not in _UNSUPPORTED and self._packed_weight() is not None:
+            out.append("packed")
+        out.append("linear")
+        if w.dtype == torch.float32 and rows <= SKINNY_ROWS:
+            out.append("wmajor")
+        return out
+
+    def kernel(self, rows: int) -> str:
+        """The kernel for ``rows`` rows: forced by ``JANUSPRO_CPU_KERNEL``, or timed once per weight shape."""
+        w = self.weight
+        b = bucket_of(rows)
+        key = (w.shape[0], w.shape[1], w.dtype, torch.get_num_threads(), b)
+        choice = _CHOICES.get(key)
+        if choice is None:
+            found = self.candidates(rows)
+            forced = forced_kernel()
+            if forced is not None:
+                choice = forced if forced in found else "linear"
+            elif len(found) == 1:
+                choice = found[0]
+            else:
+                x = torch.randn(BUCKETS[b][1], w.shape[1], dtype=w.dtype)
+                times = {k: self._time_kernel(k, x) for k in found}
+                TIMINGS[key] = times
+                choice = min(times, key=times.__getitem__)
+            _CHOICES[key] = choice
+            if choice != "packed" and "packed" not in (_CHOICES.get(key[:4] + (o,)) for o in range(len(BUCKETS))):
+                _PACKS.pop(self, None)  # packed only to be timed: give its memory back
+        return choice
+
+    def _time_kernel(self, kernel: str, x: torch.Tensor) -> float:
+        return _best_seconds(lambda: self._run(kernel, x))
+
+    def _run(self, kernel: str, x: torch.Tensor) -> torch.Tensor:
+        w, bias = self.weight, self.bias
+        if kernel == "packed":
+            packed = self._packed_weight()
+            if packed is not None:
+                return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+        elif kernel == "wmajor":
+            x2 = x.reshape(-1, x.shape[-1])  # [M, in]
+            y = torch.mm(w, x2.t()) if bias is None else torch.addmm(bias[:, None], w, x2.t())  # [out, M]
+            return y.t().contiguous().view(*x.shape[:-1], self.out_features)
+        return F.linear(x, w, bias)
+
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(self.kernel(x.numel() // x.shape[-1]), x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
-        if x.device.type != "cpu" or w.numel() < MIN_WEIGHT:
+        if x.device.type != "cpu" or w.numel() < MIN_WEIGHT or x.dtype != w.dtype or x.numel() == 0:
             return F.linear(x, w, self.bias)
-        inference = not (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))
-        if inference and x.dtype == w.dtype and w.dtype in PACK_DTYPES and packing_enabled():
-            if torch.compiler.is_compiling():  # the packed tensor is not traceable: an opaque op finds it
-                return packed_linear(x, w, self.bias)
-            packed = self._packed_weight()
-            if packed is not None:
-                return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
-        if x.dtype != torch.float32 or x.numel() > SKINNY_ROWS * x.shape[-1]:
-            return F.linear(x, w, self.bias)
-        x2 = x.reshape(-1, x.shape[-1])  # [M, in]
-        if self.bias is not None:
-            y = torch.addmm(self.bias[:, None], w, x2.t())  # [out, M]
-        else:
-            y = torch.mm(w, x2.t())  # [out, M]
-        return y.t().contiguous().view(*x.shape[:-1], self.out_features)
+        if torch.is_grad_enabled() and (w.requires_grad or x.requires_grad):
+            return F.linear(x, w, self.bias)  # training: autograd's kernels
+        if torch.compiler.is_compiling():  # the chosen kernel runs inside an op the compiler treats as opaque
+            return packed_linear(x, w, self.bias)
+        _register(self)
+        return self._infer(x)
