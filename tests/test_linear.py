@@ -14,7 +14,6 @@ from januspro.models import linear as L
 @pytest.fixture(autouse=True)
 def _fresh_choices(monkeypatch):
     monkeypatch.setattr(L, "_CHOICES", {})
-    monkeypatch.setattr(L, "TIMINGS", {})
     monkeypatch.delenv("JANUSPRO_CPU_KERNEL", raising=False)
     monkeypatch.delenv("JANUSPRO_CPU_PACK", raising=False)
 

@@ -14,10 +14,10 @@ from safetensors.torch import save_file
 
 from januspro.checkpoint import load_model
 from januspro.models.siglip import SigLIPViT
+from januspro.processing.tokenizer import JanusTokenizer
 from januspro.shapes.language import caption
 from januspro.shapes.render import render
 from januspro.shapes.world import SHAPES, sample_scene
-from januspro.processing.tokenizer import JanusTokenizer
 from januspro.training.components import SigLIPHeads, sigmoid_loss
 
 steps, out = int(sys.argv[1]), sys.argv[2]

@@ -1,35 +1,54 @@
-import sys, numpy as np, torch, copy
+"""Linear shape / colour probe on frozen understanding-ViT features of single-object scenes.
+
+    python artifacts/experiments/siglip-shape-probe/probe.py     (from the repo root; ~2 min on 2 cores)
+"""
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
 from januspro.checkpoint import load_model
-from januspro.shapes.world import sample_scene, SceneSpec, SHAPES, COLORS
 from januspro.shapes.render import render
+from januspro.shapes.world import COLORS, SHAPES, SceneSpec, sample_scene
+
+N, TRAIN = 3000, 2000
 torch.manual_seed(0)
-path = "src/januspro/assets/janus-pro-shapes"
-model = load_model(path) if True else None
-model.eval()
+model = load_model("src/januspro/assets/janus-pro-shapes").eval()
 rng = np.random.default_rng(0)
-N = 3000
 scenes = [sample_scene(rng, SceneSpec(n_objects=1), held_out=None) for _ in range(N)]
-imgs = np.stack([render(s) for s in scenes]).astype(np.float32) / 255.0
-px = (torch.from_numpy(imgs).permute(0, 3, 1, 2) - 0.5) / 0.5
-ys = torch.tensor([SHAPES.index(s.objects[0].shape) for s in scenes])
-yc = torch.tensor([list(COLORS).index(s.objects[0].color) for s in scenes])
-def feats(vit):
-    with torch.no_grad():
-        return torch.cat([vit(px[i:i+500]) for i in range(0, N, 500)])
-def probe(X, y, k, steps=400):
-    X = X.reshape(len(X), -1).float(); X = (X - X[:2000].mean(0)) / (X[:2000].std(0) + 1e-5)
-    W = torch.zeros(X.shape[1], k, requires_grad=True); b = torch.zeros(k, requires_grad=True)
-    opt = torch.optim.Adam([W, b], 1e-2)
+px = (torch.from_numpy(np.stack([render(s) for s in scenes])).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+shape_y = torch.tensor([SHAPES.index(s.objects[0].shape) for s in scenes])
+colour_y = torch.tensor([list(COLORS).index(s.objects[0].color) for s in scenes])
+
+
+@torch.no_grad()
+def feats(fn) -> torch.Tensor:
+    return torch.cat([fn(px[i:i + 500]) for i in range(0, N, 500)])
+
+
+def probe(x: torch.Tensor, y: torch.Tensor, k: int, steps: int = 400) -> float:
+    """Test accuracy of an L2-regularised logistic regression trained on the first TRAIN items."""
+    x = x.reshape(len(x), -1).float()
+    x = (x - x[:TRAIN].mean(0)) / (x[:TRAIN].std(0) + 1e-5)
+    w = torch.zeros(x.shape[1], k, requires_grad=True)
+    b = torch.zeros(k, requires_grad=True)
+    opt = torch.optim.Adam([w, b], 1e-2)
     for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(X[:2000] @ W + b, y[:2000]) + 1e-3 * (W**2).sum()
-        opt.zero_grad(); loss.backward(); opt.step()
-    return ((X[2000:] @ W + b).argmax(1) == y[2000:]).float().mean().item()
-F = feats(model.vision)
-rand = copy.deepcopy(model.vision)
-for p in rand.parameters():
-    if p.dim() > 1: torch.nn.init.normal_(p, std=0.02)
-R = feats(rand)
-A = torch.cat([model.aligner(F[i:i+500]).detach() for i in range(0, N, 500)])
-print("feature", F.shape)
-for name, X in [("trained mean", F.mean(1)), ("trained flat", F), ("aligner flat", A), ("random-init mean", R.mean(1)), ("random-init flat", R), ("pixels", px)]:
-    print(f"{name:18s} shape {probe(X, ys, 4):.3f}  colour {probe(X, yc, 6):.3f}", flush=True)
+        loss = F.cross_entropy(x[:TRAIN] @ w + b, y[:TRAIN]) + 1e-3 * (w**2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return ((x[TRAIN:] @ w + b).argmax(1) == y[TRAIN:]).float().mean().item()
+
+
+trained = feats(model.vision)
+random_vit = copy.deepcopy(model.vision)
+for p in random_vit.parameters():
+    if p.dim() > 1:
+        torch.nn.init.normal_(p, std=0.02)
+rand = feats(random_vit)
+aligned = feats(lambda p: model.aligner(model.vision(p)))
+for name, x in [("trained mean", trained.mean(1)), ("trained flat", trained), ("aligner flat", aligned),
+                ("random-init mean", rand.mean(1)), ("random-init flat", rand), ("pixels", px)]:
+    print(f"{name:18s} shape {probe(x, shape_y, 4):.3f}  colour {probe(x, colour_y, 6):.3f}", flush=True)

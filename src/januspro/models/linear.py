@@ -89,8 +89,6 @@ def bucket_of(rows: int) -> int:
 
 # (out, in, dtype, threads, bucket) -> the kernel timing chose; shared by every layer of that shape
 _CHOICES: dict[tuple[int, int, torch.dtype, int, int], str] = {}
-# the measured seconds behind each choice, for the benchmark's report
-TIMINGS: dict[tuple[int, int, torch.dtype, int, int], dict[str, float]] = {}
 
 
 def choices() -> dict[str, str]:
@@ -153,19 +151,16 @@ def packable(w: torch.Tensor) -> bool:
     return w.device.type == "cpu" and w.numel() >= MIN_WEIGHT and w.dtype in PACK_DTYPES and packing_enabled()
 
 
-def prepack(module: nn.Module, rows: int | None = None) -> int:
-    """Get ``module``'s large CPU :class:`Linear` layers ready before compiling a step that uses them: choose
-    the kernel for products of ``rows`` rows (timing each weight shape once) or, without ``rows``, pack every
-    packable weight. Returns how many layers now hold a packed copy."""
+def prepack(module: nn.Module, rows: int) -> int:
+    """Get ``module``'s large CPU :class:`Linear` layers ready before compiling a step that uses them: register
+    each with the compile-visible op and choose its kernel for products of ``rows`` rows (timing each weight
+    shape once). Returns how many layers now hold a packed copy."""
     layers = [m for m in module.modules()
               if isinstance(m, Linear) and m.weight.device.type == "cpu" and m.weight.numel() >= MIN_WEIGHT]
     with torch.no_grad():
         for m in layers:
             _register(m)
-            if rows is not None:
-                m.kernel(rows)
-            elif packable(m.weight):
-                m._packed_weight()
+            m.kernel(rows)
     return sum(m.packed is not None for m in layers)
 
 
@@ -194,16 +189,14 @@ class Linear(nn.Linear):
         _PACKS[self] = (key, packed)
         return packed
 
-    def candidates(self, rows: int) -> list[str]:
-        """The kernels that apply to a product of ``rows`` rows with this weight on this machine."""
+    def candidates(self, rows: int, among: tuple[str, ...] = KERNELS) -> list[str]:
+        """The kernels of ``among`` that apply to a product of ``rows`` rows with this weight on this machine
+        (checking ``packed`` makes the packed copy)."""
         w = self.weight
-        out = []
-        if packable(w) and w.dtype not in _UNSUPPORTED and self._packed_weight() is not None:
-            out.append("packed")
-        out.append("linear")
-        if w.dtype == torch.float32 and rows <= SKINNY_ROWS:
-            out.append("wmajor")
-        return out
+        applies = {"packed": lambda: packable(w) and self._packed_weight() is not None,
+                   "linear": lambda: True,
+                   "wmajor": lambda: w.dtype == torch.float32 and rows <= SKINNY_ROWS}
+        return [k for k in among if applies[k]()]
 
     def kernel(self, rows: int) -> str:
         """The kernel for ``rows`` rows: forced by ``JANUSPRO_CPU_KERNEL``, or timed once per weight shape."""
@@ -212,19 +205,17 @@ class Linear(nn.Linear):
         key = (w.shape[0], w.shape[1], w.dtype, torch.get_num_threads(), b)
         choice = _CHOICES.get(key)
         if choice is None:
-            found = self.candidates(rows)
             forced = forced_kernel()
-            if forced is not None:
-                choice = forced if forced in found else "linear"
-            elif len(found) == 1:
-                choice = found[0]
+            found = self.candidates(rows, KERNELS if forced is None else (forced,))
+            if forced is not None or len(found) < 2:
+                choice = found[0] if found else "linear"  # a forced kernel that does not apply: F.linear
             else:
                 x = torch.randn(BUCKETS[b][1], w.shape[1], dtype=w.dtype)
                 times = {k: self._time_kernel(k, x) for k in found}
-                TIMINGS[key] = times
                 choice = min(times, key=times.__getitem__)
             _CHOICES[key] = choice
-            if choice != "packed" and "packed" not in (_CHOICES.get(key[:4] + (o,)) for o in range(len(BUCKETS))):
+            shape_uses_packed = any(_CHOICES.get((*key[:4], o)) == "packed" for o in range(len(BUCKETS)))
+            if not shape_uses_packed:
                 _PACKS.pop(self, None)  # packed only to be timed: give its memory back
         return choice
 
@@ -253,6 +244,5 @@ class Linear(nn.Linear):
         if torch.is_grad_enabled() and (w.requires_grad or x.requires_grad):
             return F.linear(x, w, self.bias)  # training: autograd's kernels
         if torch.compiler.is_compiling():  # the chosen kernel runs inside an op the compiler treats as opaque
-            return packed_linear(x, w, self.bias)
-        _register(self)
+            return packed_linear(x, w, self.bias)  # (it finds this layer through prepack's registration)
         return self._infer(x)
