@@ -1,8 +1,11 @@
 """Linear shape / colour probe on frozen understanding-ViT features of single-object scenes.
 
-    python artifacts/experiments/siglip-shape-probe/probe.py     (from the repo root; ~2 min on 2 cores)
+    python artifacts/experiments/siglip-shape-probe/probe.py [VIT.safetensors]   (repo root; ~2 min on 2 cores)
+
+With a ViT state dict (e.g. the output of hardneg_siglip.py) it probes that encoder instead of the whole table.
 """
 import copy
+import sys
 
 import numpy as np
 import torch
@@ -42,6 +45,15 @@ def probe(x: torch.Tensor, y: torch.Tensor, k: int, steps: int = 400) -> float:
     return ((x[TRAIN:] @ w + b).argmax(1) == y[TRAIN:]).float().mean().item()
 
 
+if len(sys.argv) > 1:
+    from safetensors.torch import load_file
+
+    given = copy.deepcopy(model.vision)
+    given.load_state_dict(load_file(sys.argv[1]))
+    x = feats(given)
+    for name, f in [("given mean", x.mean(1)), ("given flat", x)]:
+        print(f"{name:18s} shape {probe(f, shape_y, 4):.3f}  colour {probe(f, colour_y, 6):.3f}", flush=True)
+    sys.exit(0)
 trained = feats(model.vision)
 random_vit = copy.deepcopy(model.vision)
 for p in random_vit.parameters():
