@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ from januspro.models import linear as L
 @pytest.fixture(autouse=True)
 def _fresh_choices(monkeypatch):
     monkeypatch.setattr(L, "_CHOICES", {})
+    monkeypatch.setattr(L, "_STORED", None)
+    monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", "off")
     monkeypatch.delenv("JANUSPRO_CPU_KERNEL", raising=False)
     monkeypatch.delenv("JANUSPRO_CPU_PACK", raising=False)
 
@@ -162,3 +165,69 @@ def test_compiled_call_runs_the_chosen_kernel(monkeypatch, fastest):
     assert ran == [chosen], "the compiled function ran the chosen kernel (through januspro::packed_linear)"
     ref = torch.relu(F.linear(x, lin.weight, lin.bias)) * 2.0
     torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def _new_process(monkeypatch) -> None:
+    """What a new process starts from: no choices in memory, the cache file not read yet."""
+    monkeypatch.setattr(L, "_CHOICES", {})
+    monkeypatch.setattr(L, "_STORED", None)
+
+
+def test_timed_choice_is_kept_for_later_processes(monkeypatch, tmp_path):
+    store = tmp_path / "sub" / "cpu_kernels.json"
+    monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", str(store))
+    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0})
+    assert _layer().kernel(2) == "linear" and len(timed) == 3
+    data = json.loads(store.read_text())
+    assert data == {L.machine_key(): {f"1024x1024 float32 t{torch.get_num_threads()} rows<=4": "linear"}}
+    assert not list(store.parent.glob(".cpu_kernels.*"))  # no temp file left behind
+
+    _new_process(monkeypatch)
+    timed.clear()
+    assert _layer().kernel(3) == "linear" and timed == []  # read back, not timed again
+    assert _layer().kernel(20) == "linear" and len(timed) == 3  # another row bucket is timed and added
+    assert len(json.loads(store.read_text())[L.machine_key()]) == 2
+
+    _new_process(monkeypatch)  # another machine's entry does not apply here
+    here = L.machine_key()
+    monkeypatch.setattr(L, "machine_key", lambda: "another cpu")
+    timed.clear()
+    assert _layer().kernel(2) == "linear" and len(timed) == 3
+    assert set(json.loads(store.read_text())) == {"another cpu", here}
+
+
+def test_stored_choice_that_no_longer_applies_is_timed_again(monkeypatch, tmp_path):
+    store = tmp_path / "cpu_kernels.json"
+    monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", str(store))
+    timed = _fake_times(monkeypatch, {"packed": 1.0, "linear": 2.0, "wmajor": 3.0})
+    assert _layer().kernel(2) == "packed"
+    _new_process(monkeypatch)
+    monkeypatch.setenv("JANUSPRO_CPU_PACK", "0")  # packing now off: the stored "packed" cannot be used
+    timed.clear()
+    assert _layer().kernel(2) == "linear"
+    assert sorted(timed) == ["linear", "wmajor"]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"%s": "oops"}'])
+def test_damaged_cache_file_is_ignored_and_rewritten(monkeypatch, tmp_path, content):
+    store = tmp_path / "cpu_kernels.json"
+    store.write_text(content.replace("%s", L.machine_key()))
+    monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", str(store))
+    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0})
+    assert _layer().kernel(2) == "linear" and len(timed) == 3
+    assert list(json.loads(store.read_text())[L.machine_key()].values()) == ["linear"]
+
+
+def test_cache_off_or_unwritable_never_fails(monkeypatch, tmp_path):
+    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0})
+    monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", "off")
+    assert L.kernel_cache_path() is None
+    assert _layer().kernel(2) == "linear"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", str(blocker / "cpu_kernels.json"))  # its folder is a file
+    _new_process(monkeypatch)
+    assert _layer().kernel(2) == "linear" and len(timed) == 6
+    monkeypatch.delenv("JANUSPRO_KERNEL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert L.kernel_cache_path() == tmp_path / "xdg" / "januspro" / "cpu_kernels.json"

@@ -1,6 +1,7 @@
 """Upper bound: can the shapes ViT learn shape at all? Train it from random init with a linear head on
 4-way shape classification of single-object scenes, then report held-out accuracy. Throwaway experiment.
-    python artifacts/experiments/siglip-shape-probe/supervised_shape.py STEPS [POOL=mean|flat] [PATCH] (env LR, default 5e-4)
+    python artifacts/experiments/siglip-shape-probe/supervised_shape.py STEPS [POOL=mean|flat] [PATCH] (env LR, default 5e-4; env RES renders
+at that resolution and sets the ViT's image size to it, patch = RES / 8 unless PATCH is given)
 """
 import dataclasses
 import os
@@ -20,8 +21,8 @@ LR = float(os.environ.get("LR", "5e-4"))
 steps, pool = int(sys.argv[1]), (sys.argv[2] if len(sys.argv) > 2 else "mean")
 torch.manual_seed(0)
 cfg = load_model("src/januspro/assets/janus-pro-shapes").cfg.vision
-if len(sys.argv) > 3:
-    cfg = dataclasses.replace(cfg, patch_size=int(sys.argv[3]))
+RES = int(os.environ.get("RES", cfg.image_size))
+cfg = dataclasses.replace(cfg, image_size=RES, patch_size=int(sys.argv[3]) if len(sys.argv) > 3 else RES // 8)
 vit = SigLIPViT(cfg)
 for p in vit.parameters():
     if p.dim() > 1:
@@ -35,7 +36,7 @@ rng = np.random.default_rng(0)
 
 def batch(n):
     scenes = [sample_scene(rng, SceneSpec(n_objects=1), held_out=None) for _ in range(n)]
-    px = torch.from_numpy(np.stack([render(s) for s in scenes])).permute(0, 3, 1, 2).float() / 255
+    px = torch.from_numpy(np.stack([render(s, RES) for s in scenes])).permute(0, 3, 1, 2).float() / 255
     return (px - 0.5) / 0.5, torch.tensor([SHAPES.index(s.objects[0].shape) for s in scenes])
 
 

@@ -13,7 +13,10 @@ the weight's shape and the number of rows (measured at Janus-Pro-1B widths, 2 co
 
 The first inference call of a (shape, dtype, row-bucket) times the candidates once on that weight (a few
 milliseconds to a second per shape at 1B widths) and every layer of that shape then uses the winner for the rest
-of the process. ``JANUSPRO_CPU_KERNEL=packed|linear|wmajor`` forces one kernel (where it applies),
+of the process. The winners are also written to a small JSON file (``JANUSPRO_KERNEL_CACHE``, default
+``$XDG_CACHE_HOME/januspro/cpu_kernels.json``; ``off`` keeps them in memory only), keyed by the CPU, its
+vector ISA, the torch version and the thread count, so later processes on the same machine skip the timing.
+``JANUSPRO_CPU_KERNEL=packed|linear|wmajor`` forces one kernel (where it applies),
 ``JANUSPRO_CPU_PACK=0`` never packs. The packed copy is rebuilt when the weight changes (in-place updates bump
 its version) and dropped again when timing found it slower. Same parameters and state-dict keys as
 ``nn.Linear``; training and anything that needs gradients uses ``F.linear``.
@@ -21,10 +24,14 @@ its version) and dropped again when timing found it slower. Same parameters and 
 
 from __future__ import annotations
 
+import json
 import os
+import platform
+import tempfile
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -91,14 +98,90 @@ def bucket_of(rows: int) -> int:
 _CHOICES: dict[tuple[int, int, torch.dtype, int, int], str] = {}
 
 
+def _choice_name(key: tuple[int, int, torch.dtype, int, int]) -> str:
+    o, i, dtype, threads, b = key
+    top = BUCKETS[b][0]
+    rows = f"rows<={top}" if top is not None else f"rows>{BUCKETS[b - 1][0]}"
+    return f"{o}x{i} {str(dtype).removeprefix('torch.')} t{threads} {rows}"
+
+
 def choices() -> dict[str, str]:
     """What timing chose so far, readable: ``{"2048x5632 float32 t2 rows<=4": "packed", ...}``."""
-    out = {}
-    for (o, i, dtype, threads, b), kernel in sorted(_CHOICES.items(), key=str):
-        top = BUCKETS[b][0]
-        rows = f"rows<={top}" if top is not None else f"rows>{BUCKETS[b - 1][0]}"
-        out[f"{o}x{i} {str(dtype).removeprefix('torch.')} t{threads} {rows}"] = kernel
-    return out
+    return {_choice_name(k): v for k, v in sorted(_CHOICES.items(), key=str)}
+
+
+# ------------------------------------------------------------------ choices kept across processes
+def kernel_cache_path() -> Path | None:
+    """The JSON file timed choices are kept in (``JANUSPRO_KERNEL_CACHE``), or None when it is ``off``."""
+    value = os.environ.get("JANUSPRO_KERNEL_CACHE", "").strip()
+    if value.lower() in ("off", "0", "none", "false"):
+        return None
+    if value:
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "januspro" / "cpu_kernels.json"
+
+
+def machine_key() -> str:
+    """What a timed choice depends on besides the shape: the CPU, its vector ISA as torch sees it, torch."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu} | {torch.backends.cpu.get_cpu_capability()} | torch {torch.__version__}"
+
+
+_STORED: dict[str, str] | None = None  # this machine's stored choices (readable names), read once per process
+
+
+def _read_store(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing, unreadable or damaged: time afresh
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def stored_choice(key: tuple[int, int, torch.dtype, int, int]) -> str | None:
+    """The kernel an earlier process on this machine chose for ``key``, if the cache file holds one."""
+    global _STORED
+    path = kernel_cache_path()
+    if path is None:
+        return None
+    if _STORED is None:
+        entry = _read_store(path).get(machine_key(), {})
+        _STORED = {k: v for k, v in entry.items() if v in KERNELS} if isinstance(entry, dict) else {}
+    return _STORED.get(_choice_name(key))
+
+
+def store_choice(key: tuple[int, int, torch.dtype, int, int], kernel: str) -> None:
+    """Add a timed choice to the cache file (merged with what other processes wrote; replaced atomically).
+    A file that cannot be written (read-only home, full disk) only costs the next process its timing."""
+    global _STORED
+    path = kernel_cache_path()
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = _read_store(path)
+        entry = data.get(machine_key())
+        entry = entry if isinstance(entry, dict) else {}
+        entry[_choice_name(key)] = kernel
+        data[machine_key()] = entry
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cpu_kernels.", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        return
+    if _STORED is not None:
+        _STORED[_choice_name(key)] = kernel
 
 
 def _best_seconds(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -209,10 +292,13 @@ class Linear(nn.Linear):
             found = self.candidates(rows, KERNELS if forced is None else (forced,))
             if forced is not None or len(found) < 2:
                 choice = found[0] if found else "linear"  # a forced kernel that does not apply: F.linear
+            elif (stored := stored_choice(key)) in found:
+                choice = stored  # timed by an earlier process on this machine
             else:
                 x = torch.randn(BUCKETS[b][1], w.shape[1], dtype=w.dtype)
                 times = {k: self._time_kernel(k, x) for k in found}
                 choice = min(times, key=times.__getitem__)
+                store_choice(key, choice)
             _CHOICES[key] = choice
             shape_uses_packed = any(_CHOICES.get((*key[:4], o)) == "packed" for o in range(len(BUCKETS)))
             if not shape_uses_packed:
