@@ -22,11 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-ROOT = Path(__file__).resolve().parents[1]
 # time the CPU Linear kernels in this run (the table lists what this run chose), not an earlier run's choice
 os.environ.setdefault("JANUSPRO_KERNEL_CACHE", "off")
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # what `import januspro` sets; it only works before torch
+
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from results_file import write_section  # noqa: E402

@@ -231,3 +231,25 @@ def test_cache_off_or_unwritable_never_fails(monkeypatch, tmp_path):
     monkeypatch.delenv("JANUSPRO_KERNEL_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert L.kernel_cache_path() == tmp_path / "xdg" / "januspro" / "cpu_kernels.json"
+
+
+def _huge_pages_of_a_large_tensor(env: dict[str, str]) -> int:
+    import subprocess
+    import sys
+
+    code = ("import januspro, torch\nx = torch.ones(64 << 20)\n"
+            "print(next(l.split()[1] for l in open('/proc/self/smaps_rollup') if l.startswith('AnonHugePages')))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def test_importing_januspro_first_puts_large_tensors_on_huge_pages():
+    import os
+    from pathlib import Path
+
+    mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not mode.is_file() or "[madvise]" not in mode.read_text() or not Path("/proc/self/smaps_rollup").is_file():
+        pytest.skip("needs Linux with transparent huge pages in madvise mode")
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    assert _huge_pages_of_a_large_tensor(env) > 0  # januspro asked torch's allocator to madvise
+    assert _huge_pages_of_a_large_tensor({**env, "THP_MEM_ALLOC_ENABLE": "0"}) == 0  # the user's choice wins

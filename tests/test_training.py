@@ -223,6 +223,26 @@ def test_vq_weights_round_trip(tmp_path):
         load_vq_weights(JanusModel(preset("shapes")), tmp_path / "vq.safetensors")
 
 
+def test_vq_in_place_inference_matches_the_training_path():
+    """The VQ's inference path runs SiLU and the residual add in place; with gradients it must not (autograd
+    needs the inputs), and both give the same images."""
+    from januspro.config import preset
+    from januspro.models.vq import VQModel
+
+    torch.manual_seed(0)
+    vq = VQModel(preset("tiny").vq)
+    images = torch.rand(2, 3, vq.cfg.image_size, vq.cfg.image_size) * 2 - 1
+    with torch.no_grad():
+        z = vq.quantize_images(images).z_q
+    out = vq.decode_latents(z.clone().requires_grad_())  # training path: gradients through the whole decoder
+    out.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in vq.decoder.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(vq.decode_latents(z), out.detach(), rtol=0, atol=0)
+    with torch.inference_mode():
+        torch.testing.assert_close(vq.decode_latents(z.clone()), out.detach(), rtol=0, atol=0)
+
+
 def test_lora_train_merge_and_save(tiny_setup, tmp_path):
     from januspro.checkpoint import load_model
     from januspro.training.lora import LoRAConfig, LoRALinear, apply_lora, merge_lora

@@ -19,6 +19,18 @@ def _norm(ch: int, groups: int) -> nn.GroupNorm:
     return nn.GroupNorm(num_groups=groups, num_channels=ch, eps=1e-6, affine=True)
 
 
+def _no_grad_needed(x: torch.Tensor) -> bool:
+    return not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _norm_silu(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    """SiLU(GroupNorm(x)). When nothing differentiates through it the SiLU runs in place on the norm's fresh
+    output: at 384 px a decoder activation is 75 MB per image, and skipping that allocation made the VQ decode
+    ~14% faster on CPU (2 cores)."""
+    y = norm(x)
+    return F.silu(y, inplace=_no_grad_needed(y))
+
+
 class ResBlock(nn.Module):
     def __init__(self, cin: int, cout: int, groups: int) -> None:
         super().__init__()
@@ -29,11 +41,11 @@ class ResBlock(nn.Module):
         self.nin_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv1(_norm_silu(self.norm1, x))
+        h = self.conv2(_norm_silu(self.norm2, h))
         if self.nin_shortcut is not None:
             x = self.nin_shortcut(x)
-        return x + h
+        return h.add_(x) if _no_grad_needed(h) else x + h  # h is conv2's fresh output
 
 
 class AttnBlock(nn.Module):
@@ -134,7 +146,7 @@ class Encoder(nn.Module):
             h = level(h)
         for m in self.mid:
             h = m(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(_norm_silu(self.norm_out, h))
 
 
 class Decoder(nn.Module):
@@ -160,7 +172,7 @@ class Decoder(nn.Module):
             h = m(h)
         for level in self.conv_blocks:
             h = level(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(_norm_silu(self.norm_out, h))
 
 
 @dataclass
