@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -218,6 +220,18 @@ def test_sampling_matches_softmax_distribution():
         want = (logits[0] / temp).softmax(-1)
         assert (freq - want).abs().max() < 0.01, (freq, want)
         assert freq[4] == 0  # a filtered token is never drawn
+
+
+def test_sampling_noise_is_exponential_and_seeded():
+    from januspro.generation.sampling import draw_noise
+
+    x = draw_noise(64, 8192, make_generator(5))
+    assert x.min() >= 0 and torch.isfinite(x).all()
+    assert abs(x.mean().item() - 1) < 0.01 and abs(x.var().item() - 1) < 0.02  # Exp(1): mean 1, variance 1
+    for t in (0.5, 1.0, 3.0):  # tail P(E > t) = exp(-t)
+        assert abs((x > t).float().mean().item() - math.exp(-t)) < 0.004
+    assert torch.equal(draw_noise(4, 100, make_generator(5)), draw_noise(4, 100, make_generator(5)))
+    assert not torch.equal(draw_noise(4, 100, make_generator(5)), draw_noise(4, 100, make_generator(6)))
 
 
 def test_compiled_image_step_equals_eager(pair):

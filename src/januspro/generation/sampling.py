@@ -51,7 +51,12 @@ def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
 
 def draw_noise(rows: int, vocab: int, generator: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> torch.Tensor:
-    """The randomness of one sampling step: i.i.d. Exp(1) draws [rows, vocab] from ``generator``."""
+    """The randomness of one sampling step: i.i.d. Exp(1) draws [rows, vocab] from ``generator``.
+
+    ``exponential_`` on purpose: ``torch.multinomial`` (what the official loop samples with) draws the same
+    Exp(1) variates from the generator, so a seed gives the official code's samples (test_generation.py checks
+    it). Uniforms turned into ``-log(1 - U)`` would be 5-6x cheaper on CPU ([16, 16384]: 0.76 against 4.3 ms,
+    ~7% of a Janus-Pro-1B-width step for 8 images) but lose that equality."""
     return torch.empty(rows, vocab, device=device).exponential_(generator=generator)
 
 
