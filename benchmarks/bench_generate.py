@@ -24,13 +24,14 @@ from pathlib import Path
 
 # time the CPU Linear kernels in this run (the table lists what this run chose), not an earlier run's choice
 os.environ.setdefault("JANUSPRO_KERNEL_CACHE", "off")
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # what `import januspro` sets; it only works before torch
-
-import torch  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+# before torch, as in a user's program: importing januspro turns on huge pages for large tensors
+import januspro  # noqa: E402, F401
+
+# isort: split
+import torch  # noqa: E402
 from results_file import write_section  # noqa: E402
 
 from januspro.checkpoint import load_model  # noqa: E402

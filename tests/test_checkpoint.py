@@ -299,3 +299,19 @@ def test_corrupt_safetensors(tmp_path):
     (tmp_path / "m" / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_model(tmp_path / "m")
+
+
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path):
+    from januspro.system import atomic_write
+
+    target = tmp_path / "x.json"
+    atomic_write(target, lambda tmp: Path(tmp).write_text("old"))
+
+    def half_then_fail(tmp):
+        Path(tmp).write_text("new, half written")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, half_then_fail)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # the temporary file is gone

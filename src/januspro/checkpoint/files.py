@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from ..system import atomic_write
 
 
 class CheckpointError(RuntimeError):
@@ -113,11 +113,4 @@ def write_safetensors(state_dict: Mapping[str, torch.Tensor], folder: Path, max_
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))

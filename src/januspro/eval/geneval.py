@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..generation.image import ImageGenParams, generate_images
 from ..jsonl import read_jsonl
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
+from ..system import cpu_name
 from .record import write_results
 
 
@@ -42,15 +42,7 @@ def hardware() -> str:
     """The GPU's name, or the CPU's model name, the threads torch uses and its vector ISA (AVX2, AVX512...)."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Path, out: str | Path,

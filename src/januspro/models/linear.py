@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import tempfile
 import time
 import weakref
 from collections.abc import Callable
@@ -36,6 +34,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..system import atomic_write, cpu_name
 
 SKINNY_ROWS = 128  # the weight-major product is a candidate up to this many rows (fp32)
 MIN_WEIGHT = 1 << 20  # weights of at least this many elements (small ones are overhead-bound)
@@ -124,13 +124,7 @@ def kernel_cache_path() -> Path | None:
 
 def machine_key() -> str:
     """What a timed choice depends on besides the shape: the CPU, its vector ISA as torch sees it, torch."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu} | {torch.backends.cpu.get_cpu_capability()} | torch {torch.__version__}"
+    return f"{cpu_name()} | {torch.backends.cpu.get_cpu_capability()} | torch {torch.__version__}"
 
 
 _STORED: dict[str, str] | None = None  # this machine's stored choices (readable names), read once per process
@@ -170,15 +164,8 @@ def store_choice(key: tuple[int, int, torch.dtype, int, int], kernel: str) -> No
         entry = entry if isinstance(entry, dict) else {}
         entry[_choice_name(key)] = kernel
         data[machine_key()] = entry
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cpu_kernels.", suffix=".tmp")
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1, sort_keys=True)))
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
         return
     if _STORED is not None:
         _STORED[_choice_name(key)] = kernel

@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from ..checkpoint import load_model, save_model
 from ..config import PRESETS, preset
 from ..models.janus import JanusModel
 from ..processing.tokenizer import JanusTokenizer
+from ..system import atomic_write
 from .config import RunConfig, fast_cpu_bf16, use_bf16_autocast
 from .data import DataError, Sample, SampleBuilder, encode_codes, load_generation_images, read_jsonl
 from .packing import pack
@@ -348,14 +348,7 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write ``checkpoint.pt`` atomically: a killed write leaves the previous checkpoint intact."""
         path = self.out / CHECKPOINT
-        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=CHECKPOINT, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(self._state(), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write(path, lambda tmp: torch.save(self._state(), tmp))
         return path
 
     def _maybe_resume(self) -> None:
