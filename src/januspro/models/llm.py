@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import LLMConfig
+from .attention import sdpa
 from .kv_cache import KVCache
 from .linear import Linear
 
@@ -107,9 +108,9 @@ class Attention(nn.Module):
         if t == 1 and mask is not None and (q.dtype == torch.float32 or torch.compiler.is_compiling()):
             out = decode_attention(q, k, v, mask)
         elif mask is None:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, enable_gqa=gqa)
+            out = sdpa(q, k, v, is_causal=t > 1, enable_gqa=gqa)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+            out = sdpa(q, k, v, attn_mask=mask, enable_gqa=gqa)
         out = out.transpose(1, 2).reshape(b, t, self.q_size)  # [B, T, H*D]
         return self.o_proj(out)
 

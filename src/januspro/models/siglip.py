@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import VisionConfig
+from .attention import sdpa
 from .linear import Linear
 
 
@@ -27,7 +28,7 @@ class ViTAttention(nn.Module):
         b, n, d = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # [3, B, H, N, Dh]
         q, k, v = qkv.unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v)  # [B, H, N, Dh]
+        out = sdpa(q, k, v)  # [B, H, N, Dh]
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 

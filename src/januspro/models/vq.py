@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import VQConfig
+from .attention import sdpa
 
 
 def _norm(ch: int, groups: int) -> nn.GroupNorm:
@@ -65,7 +66,7 @@ class AttnBlock(nn.Module):
         q = self.q(y).flatten(2).transpose(1, 2)  # [B, HW, C]
         k = self.k(y).flatten(2).transpose(1, 2)  # [B, HW, C]
         v = self.v(y).flatten(2).transpose(1, 2)  # [B, HW, C]
-        out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]  # [B, HW, C]
+        out = sdpa(q[:, None], k[:, None], v[:, None])[:, 0]  # [B, HW, C]
         return x + self.proj_out(out.transpose(1, 2).reshape(b, c, h, w))
 
 
