@@ -23,15 +23,15 @@ import torch.nn.functional as F
 from results_file import write_section
 from torch.profiler import ProfilerActivity, profile
 
-from januspro.models import llm, siglip, vq
+from januspro.models import llm, siglip
 from januspro.models.attention import sdpa
 from januspro.system import cpu_name
 from januspro.training.config import load_run_config
 from januspro.training.packing import pack
-from januspro.training.recipe import PARTS, Recipe
+from januspro.training.recipe import DATA_SIZES, Recipe
 from januspro.training.trainer import Trainer
 
-MODULES = (llm, siglip, vq)
+MODULES = (llm, siglip)  # the attention a training step runs (the VQ only encodes the data, once)
 VARIANTS = {"plain SDPA": F.scaled_dot_product_attention, "januspro sdpa": sdpa}
 
 
@@ -40,22 +40,11 @@ def use(fn) -> None:
         m.sdpa = fn  # type: ignore[attr-defined]
 
 
-def make_data(folder: Path, n: int) -> None:
-    from januspro.shapes.datasets import write_task
-
-    for task in ("und", "text", "t2i"):
-        write_task(task, folder / task, n, seed=0, variant="mixed" if task == "t2i" else "synthetic")
-    rows = [line for line in open(folder / "t2i" / "t2i.jsonl") if '"variant": "synthetic"' in line]
-    (folder / "t2i" / "t2i_synthetic.jsonl").write_text("".join(rows))
-
-
-def trainer_for(stage: str, root: Path) -> Trainer:
+def trainer_for(recipe: Recipe, stage: str) -> Trainer:
+    """The recipe's own run config for ``stage``, started from the shipped weights instead of the part before."""
     model = Path(januspro.__file__).parent / "assets" / "janus-pro-shapes"
-    recipe = Recipe(out=root, progress=False)
-    keep = [o for o in recipe.run_config_overrides(stage) if not o.startswith(("model.", "data.t2i", "train.out"))]
-    t2i = "t2i/t2i_synthetic.jsonl" if "synthetic" in PARTS[stage]["data.t2i"] else "t2i/t2i.jsonl"
-    keep += [f"model.init={model}", f"data.t2i={root / 'data' / t2i}", f"train.out={root / stage}"]
-    return Trainer(load_run_config(None, keep))
+    keep = [o for o in recipe.run_config_overrides(stage) if not o.startswith("model.")]
+    return Trainer(load_run_config(None, [*keep, f"model.init={model}"]))
 
 
 def step_fn(trainer: Trainer):
@@ -91,12 +80,19 @@ def measure(step, reps: int, inner: int) -> dict[str, dict[str, float]]:
     return {k: {"step_ms": 1e3 * min(times[k]), "attn_ms": min(attn[k])} for k in VARIANTS}
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stages", default="stage2,stage3", help="recipe stages to time (comma-separated)")
-    ap.add_argument("--reps", type=int, default=4, help="interleaved repetitions per variant (default 4)")
-    ap.add_argument("--inner", type=int, default=3, help="timed steps per repetition (default 3)")
-    ap.add_argument("--items", type=int, default=600, help="dataset items per task (default 600)")
+    ap.add_argument("--reps", type=positive, default=4, help="interleaved repetitions per variant (default 4)")
+    ap.add_argument("--inner", type=positive, default=3, help="timed steps per repetition (default 3)")
+    ap.add_argument("--items", type=positive, default=600, help="dataset items per task (default 600)")
     ap.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")), help="results file")
     args = ap.parse_args()
     stages = [s for s in args.stages.split(",") if s]
@@ -106,11 +102,11 @@ def main() -> None:
     rows = []
     bf16 = False
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        print(f"writing {args.items} items per task ...", flush=True)
-        make_data(root / "data", args.items)
+        print(f"writing the recipe's data at {args.items} items per task ...", flush=True)
+        recipe = Recipe(out=Path(tmp), data_scale=args.items / DATA_SIZES["und"], eval_items=1, progress=False)
+        recipe.part_data()
         for stage in stages:
-            trainer = trainer_for(stage, root)
+            trainer = trainer_for(recipe, stage)
             step, batch = step_fn(trainer)
             bf16 = trainer.use_bf16
             r = measure(step, args.reps, args.inner)

@@ -83,3 +83,5 @@ def test_training_benchmark_runs_and_writes_its_table(tmp_path):
     assert "## bench_train.py" in table and "| stage2 | (" in table
     bad = subprocess.run([sys.executable, str(script), "--stages", "stage9"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown stage" in bad.stderr
+    zero = subprocess.run([sys.executable, str(script), "--reps", "0"], capture_output=True, text=True)
+    assert zero.returncode == 2 and "must be at least 1" in zero.stderr
