@@ -2,7 +2,9 @@
 
 Measures text-to-image (ms per decode step, images/s for n=1 and n=8 with CFG, VQ decode included) and
 understanding (time to first token, tokens/s), and the decode step against the memory-bandwidth roofline
-(bytes of weights + KV cache read per step / measured copy bandwidth). Prints a table and writes
+(bytes of weights + KV cache read per step / measured copy bandwidth) and the compute roofline (FLOPs per step /
+measured matrix-product throughput: with CFG, n=8 is 16 rows per step, which on a few CPU cores makes the
+step compute-bound). Prints a table and writes
 benchmarks/RESULTS.md.
 
     python benchmarks/bench_generate.py                       # tiny + Janus-Pro-1B widths (2 layers), fp32
@@ -126,18 +128,47 @@ def bandwidth_gbs(device: str, mb: int = 512) -> float:
     return 2 * x.numel() * 4 / t / 1e9
 
 
+def matmul_gflops(device: str, dtype: torch.dtype, size: int = 2048) -> float:
+    """Compute throughput of this machine: FLOP/s of a large square matrix product in ``dtype``."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    t = timeit(lambda: torch.mm(a, b), 5, device)
+    return 2 * size**3 / t / 1e9
+
+
+def _step_weights(ours) -> list[torch.nn.Parameter]:
+    """The weights one image decode step multiplies by (the code embedding is a row lookup, not a product)."""
+    mods = [ours.llm.layers, ours.llm.norm, ours.gen_aligner, ours.gen_head]
+    return [p for m in mods for p in m.parameters()]
+
+
 def step_bytes(ours, rows: int, ctx: int) -> int:
-    """Bytes a decode step must read: every weight it touches plus the KV cache up to ``ctx``."""
-    mods = [ours.llm.layers, ours.llm.norm, ours.gen_embed, ours.gen_aligner, ours.gen_head]
-    w = sum(p.numel() * p.element_size() for m in mods for p in m.parameters())
-    # the embedding row lookup reads rows, not the table
-    w -= ours.gen_embed.weight.numel() * ours.gen_embed.weight.element_size()
+    """Bytes a decode step must read: every weight it touches plus the KV cache up to ``ctx`` (the embedding
+    lookup reads ``rows`` rows of its table, not the table)."""
+    w = sum(p.numel() * p.element_size() for p in _step_weights(ours))
+    w += rows * ours.gen_embed.weight.shape[1] * ours.gen_embed.weight.element_size()
     c = ours.cfg.llm
     kv = 2 * c.num_layers * rows * c.num_kv_heads * ctx * c.head_dim * ours.lm_head.weight.element_size()
     return w + kv
 
 
-def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: float, new_tokens: int,
+def step_flops(ours, rows: int, ctx: int) -> int:
+    """Multiply-add FLOPs of a decode step: ``rows`` vectors through every matrix it touches, plus attention
+    (scores and weighted values) over ``ctx`` cached positions in every layer."""
+    mat = sum(p.numel() for p in _step_weights(ours) if p.dim() >= 2)
+    c = ours.cfg.llm
+    attn = 4 * c.num_layers * rows * ctx * c.num_heads * c.head_dim
+    return 2 * rows * mat + attn
+
+
+def roofline(step_s: float, mem_s: float, compute_s: float) -> str:
+    """A decode step against both rooflines: the larger bound is what the step cannot beat."""
+    bound = "memory" if mem_s >= compute_s else "compute"
+    return (f"{max(mem_s, compute_s) / step_s * 100:.0f}% of {bound}-bound (memory {mem_s * 1e3:.2f} ms: "
+            f"{mem_s / step_s * 100:.0f}%; compute {compute_s * 1e3:.2f} ms: {compute_s / step_s * 100:.0f}%)")
+
+
+def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: float, flops: float, new_tokens: int,
                  modes: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         hf, ours = build_pair(s, dtype, device, Path(tmp))
@@ -167,7 +198,8 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: floa
         t_hf = timeit(hf_codes, repeat, device)
         print(f"  t2i n={n}: transformers {t_hf / num_tokens * 1e3:.2f} ms/step", flush=True)
         ctx = len(prompt) + num_tokens // 2
-        roof = step_bytes(ours, 2 * n, ctx) / (bw * 1e9)
+        mem_s = step_bytes(ours, 2 * n, ctx) / (bw * 1e9)
+        compute_s = step_flops(ours, 2 * n, ctx) / (flops * 1e9)
         for mode in modes:
             t_ours = timeit(ours_codes(mode == "compiled"), repeat, device)
             step_ours = t_ours / num_tokens
@@ -178,7 +210,7 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: floa
                 "ours": f"{step_ours * 1e3:.2f} ms/step, {n / (t_ours + t_dec_ours):.3f} img/s",
                 "transformers": f"{t_hf / num_tokens * 1e3:.2f} ms/step, {n / (t_hf + t_dec_hf):.3f} img/s",
                 "ratio": f"{(t_hf + t_dec_hf) / (t_ours + t_dec_ours):.2f}x img/s ({t_hf / t_ours:.2f}x steps)",
-                "roofline": f"{roof / step_ours * 100:.0f}% ({roof * 1e3:.2f} ms)",
+                "roofline": roofline(step_ours, mem_s, compute_s),
             })
         gc.collect()
     # understanding: one image + text, greedy
@@ -234,23 +266,28 @@ def main() -> None:
     args = ap.parse_args()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     bw = bandwidth_gbs(args.device)
-    rows = []
+    rows, peaks = [], {}
     for dname in args.dtypes.split(","):
+        peaks[dname] = matmul_gflops(args.device, dtypes[dname])
         for cname in args.configs.split(","):
             s = specs(args.layers)[cname]
             print(f"benchmarking {s.name} {dname} on {args.device} ...", flush=True)
-            rows += bench_config(s, dtypes[dname], args.device, args.repeat, bw, args.new_tokens, args.modes.split(","))
+            rows += bench_config(s, dtypes[dname], args.device, args.repeat, bw, peaks[dname], args.new_tokens,
+                                 args.modes.split(","))
     cols = ["config", "dtype", "task", "ours", "transformers", "ratio", "roofline"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     table = head + "".join("| " + " | ".join(r[c] for c in cols) + " |\n" for r in rows)
     hw = hardware(args.device)
     text = (f"## bench_generate.py ({time.strftime('%Y-%m-%d')})\n\nHardware: {hw}; torch {torch.__version__}; "
-            f"measured copy bandwidth {bw:.1f} GB/s. Same random weights and inputs for both implementations, "
+            f"measured copy bandwidth {bw:.1f} GB/s; measured matrix-product throughput "
+            f"{', '.join(f'{k} {v:.0f} GFLOP/s' for k, v in peaks.items())}. Same random weights and inputs for both implementations, "
             f"one process; median of {args.repeat} runs after a warm-up. img/s = n / (code generation time + the "
             f"time of VQ-decoding the n images in one call). 'ratio' > 1 means januspro is faster. 'ours eager' / "
             f"'ours compiled': our decode step run eagerly or through torch.compile (--compile). "
-            f"'roofline' = (weights + KV cache bytes one decode step must read) / bandwidth, as a share of the "
-            f"measured step.\n\n{table}")
+            f"'roofline': the memory bound (weights + KV cache bytes one decode step must read) / bandwidth and "
+            f"the compute bound (its FLOPs: every row through every weight matrix, plus attention over the cache) / "
+            f"matrix-product throughput, each as a share of the measured step; the larger bound is the one the "
+            f"step cannot beat.\n\n{table}")
     picked = linear_choices()
     if picked:  # the CPU Linear kernel each weight shape and row bucket timed fastest on this machine
         text += ("\nCPU Linear kernels chosen by timing (weight out x in, dtype, threads, rows): "

@@ -327,3 +327,21 @@ def test_committed_shapes_vq_reconstructs_scenes():
                                                                                             strict=True)])
     print(f"committed VQ: {exact:.3f} of 40 clean scenes read back exactly")
     assert exact >= 0.85
+
+
+def test_lr_schedule_warmup_constant_cooldown(tiny_setup, tmp_path):
+    from januspro.training.config import lr_factor
+
+    got = [lr_factor(s, 2, 3, 8, 0.1) for s in range(8)]
+    assert got == pytest.approx([0.5, 1.0, 1.0, 1.0, 1.0, 0.7, 0.4, 0.1])
+    assert [lr_factor(s, 0, 0, 4) for s in range(4)] == [1.0] * 4  # the paper's constant rate
+    with pytest.raises(RunConfigError, match="must not exceed train.steps"):
+        load_run_config(CONFIGS / "stage3.yaml", ["train.steps=5", "optim.decay_steps=6"])
+    with pytest.raises(RunConfigError, match="min_lr_ratio"):
+        load_run_config(CONFIGS / "stage3.yaml", ["optim.min_lr_ratio=2"])
+    root, ckpt = tiny_setup
+    out = tmp_path / "wsd"
+    Trainer(load_run_config(CONFIGS / "stage3.yaml", _overrides(
+        root, ckpt, out, steps=4, extra=("optim.lr=1e-3", "optim.decay_steps=2", "train.log_every=1")))).run()
+    lrs = [json.loads(line)["lr"] for line in (out / "log.jsonl").read_text().splitlines() if '"lr"' in line]
+    assert lrs == pytest.approx([5e-4, 1e-3, 5e-4, 0.0])

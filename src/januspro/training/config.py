@@ -63,6 +63,8 @@ class StageSection:
 class OptimSection:
     lr: float = 1e-3
     warmup_steps: int = 0
+    decay_steps: int = 0  # linear cool-down over the last steps of the run (0: constant to the end)
+    min_lr_ratio: float = 0.0  # the cool-down ends at lr * min_lr_ratio
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -132,6 +134,10 @@ class RunConfig:
             raise RunConfigError("data.prompt_dropout must be in [0, 1]")
         if o.lr <= 0 or o.grad_clip < 0 or len(o.betas) != 2:
             raise RunConfigError("optim: lr > 0, grad_clip >= 0 and two betas are required")
+        if o.warmup_steps < 0 or o.decay_steps < 0 or not 0 <= o.min_lr_ratio <= 1:
+            raise RunConfigError("optim: warmup_steps and decay_steps >= 0, min_lr_ratio in [0, 1]")
+        if o.decay_steps > t.steps:
+            raise RunConfigError(f"optim.decay_steps ({o.decay_steps}) must not exceed train.steps ({t.steps})")
         if t.steps < 1 or t.batch_size < 1 or t.grad_accum < 1 or t.batch_size < t.grad_accum:
             raise RunConfigError("train: steps, batch_size, grad_accum >= 1 and batch_size >= grad_accum")
         if t.parallel not in ("none", "ddp", "fsdp"):
@@ -142,6 +148,18 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def lr_factor(step: int, warmup: int, decay: int, total: int, floor: float = 0.0) -> float:
+    """The learning-rate multiplier of optimiser step ``step`` (0-based): linear warm-up over ``warmup`` steps,
+    constant, then a linear cool-down over the last ``decay`` of ``total`` steps to ``floor`` (reached at the
+    last step; a warm-up-stable-decay schedule; ``decay=0`` is the paper's constant rate)."""
+    f = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    if decay > 0:
+        into = step - (total - decay)  # 0 at the first cool-down step, decay - 1 at the last
+        if into >= 0:
+            f = min(f, 1.0 - (1.0 - floor) * (into + 1) / decay)
+    return f
 
 
 def fast_cpu_bf16() -> bool:

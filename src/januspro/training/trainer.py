@@ -22,7 +22,7 @@ from ..config import PRESETS, preset
 from ..models.janus import JanusModel
 from ..processing.tokenizer import JanusTokenizer
 from ..system import atomic_write
-from .config import RunConfig, fast_cpu_bf16, use_bf16_autocast
+from .config import RunConfig, fast_cpu_bf16, lr_factor, use_bf16_autocast
 from .data import DataError, Sample, SampleBuilder, encode_codes, load_generation_images, read_jsonl
 from .packing import pack
 from .parallel import LossModule, all_reduce_sum, init_distributed, wrap
@@ -137,8 +137,9 @@ class Trainer:
         o = cfg.optim
         self.optim = torch.optim.AdamW(self.params, lr=o.lr, betas=(o.betas[0], o.betas[1]),
                                        weight_decay=o.weight_decay)
+        steps = cfg.train.steps
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.optim, lambda s: min(1.0, (s + 1) / o.warmup_steps) if o.warmup_steps > 0 else 1.0)
+            self.optim, lambda s: lr_factor(s, o.warmup_steps, o.decay_steps, steps, o.min_lr_ratio))
         self.rng = np.random.default_rng(cfg.train.seed)
         self.step = 0
         self.log_path = self.out / "log.jsonl"
