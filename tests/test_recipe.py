@@ -16,7 +16,7 @@ def toy_sets() -> list[str]:
     for part in PARTS:
         sets += [f"{part}.train.steps=2", f"{part}.train.save_every=0", f"{part}.train.eval_every=0"]
         sets.append(f"{part}.train.batch_size={8 if part in ('vq', 'vq_polish', 'siglip') else 6}")
-    return sets
+    return [*sets, "stage3.optim.decay_steps=1"]  # the recipe's cool-down, shortened with the run
 
 
 @pytest.mark.slow
@@ -38,6 +38,8 @@ def test_recipe_end_to_end_toy(tmp_path, capsys):
     pkg = out / "janus-pro-shapes"
     card = (pkg / "README.md").read_text()
     assert "## Recipe and wall time" in card and "shapes-GenEval" in card and "plots/stage2.png" in card
+    assert "| stage3 | 2 | 0.0002, linear cool-down over the last 1 to x0.05 |" in card  # the run's schedule
+    assert "| stage2 | 2 | 0.0005, warm-up 100, constant |" in card
     assert (pkg / "plots" / "stage2.png").is_file() and (pkg / "tokenizer.json").is_file()
     from januspro.checkpoint import load_model, load_processor
 

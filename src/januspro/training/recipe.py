@@ -13,7 +13,8 @@ on where it stopped (a part that was cut off resumes from its own checkpoint).
   assemble    one model folder from the three components (the starting point of Stage I)
   stage1      adaptors + image head, LLM frozen, und:text:t2i = 1:0:3 on class-name images
   stage2      unified pretraining, 2:3:5, real:synthetic text-to-image 1:1
-  stage3      supervised fine-tuning, 5:1:4, the understanding encoder trains too, clean captions only
+  stage3      supervised fine-tuning, 5:1:4, the understanding encoder trains too, clean captions only;
+              constant LR, then a linear cool-down over the last 1,200 steps
   eval        shapes-GenEval, shapes-POPE and VQA on combinations held out from training
   package     the shipped folder (bf16 safetensors, config, tokenizer) + model card with plots and scores
 
@@ -65,11 +66,11 @@ PARTS: dict[str, dict[str, str]] = {
     "stage2": {"model.init": "{out}/stage1/model", "data.und": "{data}/und/und.jsonl",
                "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i.jsonl", "data.ratio": "[2,3,5]",
                "data.pack_length": "256", "stage.name": "stage2", "optim.lr": "5e-4", "optim.warmup_steps": "100",
-               "train.steps": "2800", "train.batch_size": "64", "train.save_every": "100", "train.dtype": "auto"},
+               "train.steps": "2400", "train.batch_size": "64", "train.save_every": "100", "train.dtype": "auto"},
     "stage3": {"model.init": "{out}/stage2/model", "data.und": "{data}/und/und.jsonl",
                "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i_synthetic.jsonl",
                "data.ratio": "[5,1,4]", "data.pack_length": "256", "stage.name": "stage3", "optim.lr": "2e-4",
-               "optim.warmup_steps": "0", "train.steps": "2800", "train.batch_size": "64", "train.save_every": "100",
+               "optim.warmup_steps": "0", "optim.decay_steps": "1200", "optim.min_lr_ratio": "0.05", "train.steps": "3400", "train.batch_size": "64", "train.save_every": "100",
                "train.dtype": "auto"},
 }
 
