@@ -198,11 +198,13 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: floa
         t_hf = timeit(hf_codes, repeat, device)
         print(f"  t2i n={n}: transformers {t_hf / num_tokens * 1e3:.2f} ms/step", flush=True)
         ctx = len(prompt) + num_tokens // 2
-        mem_s = step_bytes(ours, 2 * n, ctx) / (bw * 1e9)
         compute_s = step_flops(ours, 2 * n, ctx) / (flops * 1e9)
         for mode in modes:
             t_ours = timeit(ours_codes(mode == "compiled"), repeat, device)
             step_ours = t_ours / num_tokens
+            # a shared host's bandwidth moves by 2x within minutes: measure it again right after this row
+            bw_row = bandwidth_gbs(device)
+            mem_s = step_bytes(ours, 2 * n, ctx) / (bw_row * 1e9)
             print(f"  t2i n={n}: ours {mode} {step_ours * 1e3:.2f} ms/step", flush=True)
             rows.append({
                 "config": s.name, "dtype": str(dtype).replace("torch.", ""),
@@ -210,7 +212,7 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: floa
                 "ours": f"{step_ours * 1e3:.2f} ms/step, {n / (t_ours + t_dec_ours):.3f} img/s",
                 "transformers": f"{t_hf / num_tokens * 1e3:.2f} ms/step, {n / (t_hf + t_dec_hf):.3f} img/s",
                 "ratio": f"{(t_hf + t_dec_hf) / (t_ours + t_dec_ours):.2f}x img/s ({t_hf / t_ours:.2f}x steps)",
-                "roofline": roofline(step_ours, mem_s, compute_s),
+                "roofline": f"{roofline(step_ours, mem_s, compute_s)} at {bw_row:.0f} GB/s",
             })
         gc.collect()
     # understanding: one image + text, greedy
@@ -279,7 +281,8 @@ def main() -> None:
     table = head + "".join("| " + " | ".join(r[c] for c in cols) + " |\n" for r in rows)
     hw = hardware(args.device)
     text = (f"## bench_generate.py ({time.strftime('%Y-%m-%d')})\n\nHardware: {hw}; torch {torch.__version__}; "
-            f"measured copy bandwidth {bw:.1f} GB/s; measured matrix-product throughput "
+            f"measured copy bandwidth {bw:.1f} GB/s at the start (each t2i row's roofline uses the bandwidth measured "
+            f"right after it); measured matrix-product throughput "
             f"{', '.join(f'{k} {v:.0f} GFLOP/s' for k, v in peaks.items())}. Same random weights and inputs for both implementations, "
             f"one process; median of {args.repeat} runs after a warm-up. img/s = n / (code generation time + the "
             f"time of VQ-decoding the n images in one call). 'ratio' > 1 means januspro is faster. 'ours eager' / "
