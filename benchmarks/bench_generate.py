@@ -168,7 +168,7 @@ def roofline(step_s: float, mem_s: float, compute_s: float) -> str:
             f"{mem_s / step_s * 100:.0f}%; compute {compute_s * 1e3:.2f} ms: {compute_s / step_s * 100:.0f}%)")
 
 
-def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, bw: float, flops: float, new_tokens: int,
+def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, flops: float, new_tokens: int,
                  modes: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         hf, ours = build_pair(s, dtype, device, Path(tmp))
@@ -274,7 +274,7 @@ def main() -> None:
         for cname in args.configs.split(","):
             s = specs(args.layers)[cname]
             print(f"benchmarking {s.name} {dname} on {args.device} ...", flush=True)
-            rows += bench_config(s, dtypes[dname], args.device, args.repeat, bw, peaks[dname], args.new_tokens,
+            rows += bench_config(s, dtypes[dname], args.device, args.repeat, peaks[dname], args.new_tokens,
                                  args.modes.split(","))
     cols = ["config", "dtype", "task", "ours", "transformers", "ratio", "roofline"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"

@@ -162,6 +162,13 @@ def lr_factor(step: int, warmup: int, decay: int, total: int, floor: float = 0.0
     return f
 
 
+def describe_schedule(o: OptimSection) -> str:
+    """The learning-rate schedule of :func:`lr_factor` in words (for logs and model cards)."""
+    text = f"{o.lr:g}" + (f", warm-up {o.warmup_steps}" if o.warmup_steps else "")
+    return text + (f", linear cool-down over the last {o.decay_steps} to x{o.min_lr_ratio:g}" if o.decay_steps
+                   else ", constant")
+
+
 def fast_cpu_bf16() -> bool:
     """Does this CPU have bf16 matmul instructions (AVX512-BF16 or AMX)? Without them oneDNN emulates bf16 and
     autocast makes training many times slower (measured ~20x on an AVX2-only EPYC)."""

@@ -191,14 +191,14 @@ class Recipe:
         return {"vocab_size": tok.vocab_size}
 
     def _train(self, part: str) -> dict[str, Any]:
-        from .config import load_run_config
+        from .config import describe_schedule, load_run_config
         from .trainer import make_trainer
 
         trainer = make_trainer(load_run_config(None, self.run_config_overrides(part)))
         stats = trainer.run()
         last = stats[-1].row() if stats else {}
         ev = trainer.evaluate() if part in ("vq", "vq_polish", "siglip") else {}
-        return {"steps": trainer.step, "final": {k: round(float(v), 4) for k, v in {**last, **ev}.items()}}
+        return {"steps": trainer.step, "lr": describe_schedule(trainer.cfg.optim), "final": {k: round(float(v), 4) for k, v in {**last, **ev}.items()}}
 
     def part_assemble(self) -> dict[str, Any]:
         """The shapes architecture with the trained VQ, ViT and LLM put together, adaptors and heads fresh."""

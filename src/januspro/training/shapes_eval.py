@@ -228,28 +228,13 @@ def package_model(recipe, dest: Path) -> dict:
     size_mb = sum(f.stat().st_size for f in dest.glob("*.safetensors")) / 1e6
     from ..eval.geneval import hardware
 
-    card = model_card(state, n_params, size_mb, plots, hardware(), vq_source=str(recipe.vq or ""),
-                      schedules=lr_schedules(recipe))
+    card = model_card(state, n_params, size_mb, plots, hardware(), vq_source=str(recipe.vq or ""))
     (dest / "README.md").write_text(card)
     return {"params": n_params, "weights_mb": round(size_mb, 2)}
 
 
-def lr_schedules(recipe) -> dict[str, str]:
-    """Each trained part's learning-rate schedule as the recipe runs it, in words for the model card."""
-    from .config import load_run_config
-    from .recipe import PARTS
-
-    out = {}
-    for part in PARTS:
-        o = load_run_config(None, recipe.run_config_overrides(part)).optim
-        text = f"{o.lr:g}" + (f", warm-up {o.warmup_steps}" if o.warmup_steps else "")
-        out[part] = text + (f", linear cool-down over the last {o.decay_steps} to x{o.min_lr_ratio:g}"
-                            if o.decay_steps else ", constant")
-    return out
-
-
-def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu: str, vq_source: str = "",
-               schedules: dict[str, str] | None = None) -> str:
+def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu: str, vq_source: str = ""
+               ) -> str:
     import torch
 
     parts = state["parts"]
@@ -285,8 +270,8 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         final = ", ".join(f"{k} {v:.4g}" for k, v in info.get("final", {}).items()
                           if k not in ("step", "lr", "grad_norm"))
         note = f" ({info['note']})" if info.get("note") else ""
-        lr = (schedules or {}).get(name, "")
-        lines.append(f"| {name} | {info.get('steps', '')} | {lr} | {info['seconds'] / 60:.1f}{note} | {final} |")
+        lines.append(f"| {name} | {info.get('steps', '')} | {info.get('lr', '')} | {info['seconds'] / 60:.1f}{note} "
+                     f"| {final} |")
     lines += ["", f"Total training wall time: {total / 60:.1f} min (parts listed in recipe.json; a part reused "
               "from an earlier run keeps the time it took then).", ""]
     if scores:
