@@ -134,6 +134,32 @@ def test_generation_preprocessing_crops_centre():
     assert (x[2] > 0.9).all()  # only blue survives the centre crop
 
 
+def test_uint8_halves_match_the_float_preprocessing(tmp_path):
+    """Datasets held in RAM as uint8 (fit_* then to_uint8, normalised per batch) feed the models exactly
+    the values the one-shot float preprocessing gives."""
+    from januspro.processing.image import fit_generation, fit_understanding, normalise_understanding, to_uint8
+    from januspro.training.data import DataError, load_images_uint8
+
+    g = torch.Generator().manual_seed(0)
+    imgs = [Image.fromarray(torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8).numpy())
+            for w, h in ((40, 20), (32, 32), (17, 50))]
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    for img in imgs:
+        u = to_uint8(fit_understanding(img, 32, mean))
+        assert u.dtype == torch.uint8 and u.shape == (3, 32, 32)
+        assert torch.equal(normalise_understanding(u, mean, std), preprocess_understanding(img, 32, mean, std))
+        gen = to_uint8(fit_generation(img, 16)).float() / 127.5 - 1.0
+        assert torch.allclose(gen, preprocess_generation(img, 16), atol=1e-6)
+    for i, img in enumerate(imgs):
+        img.save(tmp_path / f"{i}.png")
+    rows = [{"image": f"{i}.png"} for i in range(3)]
+    stack = load_images_uint8(rows, tmp_path, lambda im: fit_understanding(im, 32, mean), 32)
+    assert stack.dtype == torch.uint8 and stack.shape == (3, 3, 32, 32)
+    assert torch.equal(normalise_understanding(stack, mean, std)[2], preprocess_understanding(imgs[2], 32, mean, std))
+    with pytest.raises(DataError, match="expected 16x16"):
+        load_images_uint8(rows, tmp_path, lambda im: im, 16)
+
+
 def test_to_pil_round_trip():
     img = Image.new("RGB", (8, 8), (10, 128, 250))
     x = preprocess_generation(img, 8)

@@ -60,10 +60,14 @@ def _to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()  # [3, H, W]
 
 
-def preprocess_understanding(img: Image.Image, size: int, mean: tuple[float, ...], std: tuple[float, ...],
-                             min_size: int = 14) -> torch.Tensor:
-    """Resize the long side to ``size`` (bicubic), pad the short side centred with the mean colour
-    (RGB 127 for mean 0.5), scale to [0, 1] and normalise: [3, size, size]."""
+def to_uint8(img: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a uint8 tensor [3, H, W] (a quarter of the float32 memory, for datasets held in RAM)."""
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def fit_understanding(img: Image.Image, size: int, mean: tuple[float, ...], min_size: int = 14) -> Image.Image:
+    """The geometric half of :func:`preprocess_understanding`: long side to ``size`` (bicubic), the short
+    side padded centred with the mean colour (RGB 127 for mean 0.5): a ``size`` x ``size`` image."""
     w, h = img.size
     long = max(w, h)
     new_h = max(int(h / long * size), min_size)
@@ -77,21 +81,40 @@ def preprocess_understanding(img: Image.Image, size: int, mean: tuple[float, ...
         img = canvas
     if img.size != (size, size):  # the long side can round below ``size`` only for tiny inputs
         img = img.resize((size, size), Image.BICUBIC)
-    x = _to_tensor(img)
+    return img
+
+
+def normalise_understanding(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 pixels [..., 3, H, W] -> the ViT's normalised float input; the same values
+    :func:`preprocess_understanding` gives for the same image."""
+    m = torch.tensor(mean, device=x.device).view(3, 1, 1)
+    s = torch.tensor(std, device=x.device).view(3, 1, 1)
+    return (x.float() / 255.0 - m) / s
+
+
+def preprocess_understanding(img: Image.Image, size: int, mean: tuple[float, ...], std: tuple[float, ...],
+                             min_size: int = 14) -> torch.Tensor:
+    """Resize the long side to ``size`` (bicubic), pad the short side centred with the mean colour
+    (RGB 127 for mean 0.5), scale to [0, 1] and normalise: [3, size, size]."""
+    x = _to_tensor(fit_understanding(img, size, mean, min_size))
     m = torch.tensor(mean).view(3, 1, 1)
     s = torch.tensor(std).view(3, 1, 1)
     return (x - m) / s
 
 
-def preprocess_generation(img: Image.Image, size: int) -> torch.Tensor:
-    """Resize the short side to ``size`` (bicubic), centre-crop, scale to [-1, 1]: [3, size, size]."""
+def fit_generation(img: Image.Image, size: int) -> Image.Image:
+    """The geometric half of :func:`preprocess_generation`: short side to ``size`` (bicubic), centre crop."""
     w, h = img.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
     img = img.resize((new_w, new_h), Image.BICUBIC)
     left, top = (new_w - size) // 2, (new_h - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    return _to_tensor(img) * 2.0 - 1.0
+    return img.crop((left, top, left + size, top + size))
+
+
+def preprocess_generation(img: Image.Image, size: int) -> torch.Tensor:
+    """Resize the short side to ``size`` (bicubic), centre-crop, scale to [-1, 1]: [3, size, size]."""
+    return _to_tensor(fit_generation(img, size)) * 2.0 - 1.0
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DataError, read_jsonl
+from ..processing.image import normalise_understanding
+from .data import DataError, load_images_uint8, read_jsonl
 from .trainer import StepStats, Trainer
 
 
@@ -27,16 +28,14 @@ class VQTrainer(Trainer):
     def setup_data(self) -> None:
         from pathlib import Path
 
-        from ..processing.image import load_image, preprocess_generation
+        from ..processing.image import fit_generation
 
         rows = read_jsonl(self.cfg.data.t2i)
         root = Path(self.cfg.data.t2i).parent
         size = self.model.cfg.vq.image_size
         n_eval = min(self.cfg.stage.eval_items, max(1, len(rows) // 10))
-        imgs = [preprocess_generation(load_image(root / r["image"]), size) for r in rows]
-        # keep images as uint8 to hold many in memory; [-1, 1] floats are made per batch
-        stacked = torch.stack(imgs)  # [N, 3, S, S]
-        self.images = ((stacked + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        # images held as uint8 (many fit in memory); [-1, 1] floats are made per batch
+        self.images = load_images_uint8(rows, root, lambda im: fit_generation(im, size), size)
         self.eval_images = self.images[:n_eval]
         self.train_images = self.images[n_eval:] if len(rows) > n_eval else self.images
         self.usage = torch.zeros(self.model.cfg.vq.codebook_size, dtype=torch.long)
@@ -174,7 +173,7 @@ class SigLIPTrainer(Trainer):
     def setup_data(self) -> None:
         from pathlib import Path
 
-        from ..processing.image import load_image, preprocess_understanding
+        from ..processing.image import fit_understanding
         from ..processing.tokenizer import JanusTokenizer
 
         if self.tokenizer_dir is None:
@@ -183,8 +182,9 @@ class SigLIPTrainer(Trainer):
         rows = read_jsonl(self.cfg.data.t2i)
         root = Path(self.cfg.data.t2i).parent
         v = self.model.cfg.vision
-        self.pixels = torch.stack([preprocess_understanding(load_image(root / r["image"]), v.image_size,
-                                                            v.image_mean, v.image_std) for r in rows])
+        # uint8 [N, 3, S, S]; normalised per batch (the same values preprocess_understanding gives)
+        self.pixels = load_images_uint8(rows, root, lambda im: fit_understanding(im, v.image_size, v.image_mean),
+                                        v.image_size)
         self.texts = [r["prompt"] for r in rows]
         n_eval = min(self.cfg.stage.eval_items, max(2, len(rows) // 10))
         self.eval_idx = list(range(n_eval))
@@ -203,7 +203,9 @@ class SigLIPTrainer(Trainer):
         return ids.to(self.device), mask.to(self.device)
 
     def _embed(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.model.vision(self.pixels[idx].to(self.device)).mean(1)  # [B, D] mean-pooled tokens
+        v = self.model.cfg.vision
+        x = normalise_understanding(self.pixels[idx].to(self.device), v.image_mean, v.image_std)
+        feats = self.model.vision(x).mean(1)  # [B, D] mean-pooled tokens
         img = self.heads.image_proj(feats)
         txt = self.heads.text(*self._ids([self.texts[i] for i in idx]))
         return img, txt

@@ -14,15 +14,17 @@ the next text token (scored by ``lm_head``) or the next image code (scored by ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..processing.chat import get_template, normalize_messages
-from ..processing.image import load_image, preprocess_generation, preprocess_understanding
+from ..processing.image import load_image, preprocess_generation, preprocess_understanding, to_uint8
 from ..processing.tokenizer import JanusTokenizer
 
 Kind = Literal["und", "t2i", "text"]
@@ -156,6 +158,21 @@ class SampleBuilder:
         targets = ids[1:] + [IGNORE]
         kinds = [TARGET_TEXT] * (len(ids) - 1) + [TARGET_NONE]
         return Sample("text", ids, [-1] * len(ids), targets, kinds)
+
+
+def load_images_uint8(rows: list[dict], root: Path, fit: Callable[[Image.Image], Image.Image],
+                      size: int) -> torch.Tensor:
+    """The images of ``rows`` (``image`` paths under ``root``) fitted to ``size`` x ``size`` by ``fit``, as one
+    uint8 tensor [N, 3, size, size] filled in place: a whole dataset held in RAM costs N * 3 * size^2 bytes,
+    with no float copy on the way (200,000 64x64 images: 2.5 GB rather than a 10 GB float stack plus the
+    10 GB list it is stacked from)."""
+    out = torch.empty(len(rows), 3, size, size, dtype=torch.uint8)
+    for i, r in enumerate(rows):
+        img = fit(load_image(root / r["image"]))
+        if img.size != (size, size):
+            raise DataError(f"{root / r['image']}: fitted to {img.size}, expected {size}x{size}")
+        out[i] = to_uint8(img)
+    return out
 
 
 def load_generation_images(rows: list[dict], root: Path, size: int) -> torch.Tensor:

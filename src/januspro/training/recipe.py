@@ -37,7 +37,7 @@ ORDER = ("data", "tokenizer", "vq", "vq_polish", "siglip", "text", "assemble", "
          "eval", "package")
 
 # Dataset sizes (items) written by the data part.
-DATA_SIZES = {"t2i": 40000, "und": 40000, "text": 20000, "classname": 4000}
+DATA_SIZES = {"t2i": 200000, "und": 40000, "text": 20000, "classname": 4000}
 
 EVAL_SEED = 1000  # evaluation suites are drawn from another seed than the training data
 VALIDATION_SEED = 2000  # the prompts on which the sampling settings are chosen
