@@ -55,11 +55,6 @@ def load_image(src: str | Path | bytes | Image.Image, max_pixels: int = MAX_PIXE
     return img
 
 
-def _to_tensor(img: Image.Image) -> torch.Tensor:
-    arr = np.asarray(img, dtype=np.float32) / 255.0  # [H, W, 3]
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()  # [3, H, W]
-
-
 def to_uint8(img: Image.Image) -> torch.Tensor:
     """An RGB PIL image as a uint8 tensor [3, H, W] (a quarter of the float32 memory, for datasets held in RAM)."""
     return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).contiguous()
@@ -96,10 +91,7 @@ def preprocess_understanding(img: Image.Image, size: int, mean: tuple[float, ...
                              min_size: int = 14) -> torch.Tensor:
     """Resize the long side to ``size`` (bicubic), pad the short side centred with the mean colour
     (RGB 127 for mean 0.5), scale to [0, 1] and normalise: [3, size, size]."""
-    x = _to_tensor(fit_understanding(img, size, mean, min_size))
-    m = torch.tensor(mean).view(3, 1, 1)
-    s = torch.tensor(std).view(3, 1, 1)
-    return (x - m) / s
+    return normalise_understanding(to_uint8(fit_understanding(img, size, mean, min_size)), mean, std)
 
 
 def fit_generation(img: Image.Image, size: int) -> Image.Image:
@@ -114,7 +106,12 @@ def fit_generation(img: Image.Image, size: int) -> Image.Image:
 
 def preprocess_generation(img: Image.Image, size: int) -> torch.Tensor:
     """Resize the short side to ``size`` (bicubic), centre-crop, scale to [-1, 1]: [3, size, size]."""
-    return _to_tensor(fit_generation(img, size)) * 2.0 - 1.0
+    return normalise_generation(to_uint8(fit_generation(img, size)))
+
+
+def normalise_generation(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels [..., 3, H, W] -> the VQ's [-1, 1] float input (what :func:`preprocess_generation` gives)."""
+    return x.float() / 255.0 * 2.0 - 1.0
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

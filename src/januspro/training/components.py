@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..processing.image import normalise_understanding
+from ..processing.image import normalise_generation, normalise_understanding
 from .data import DataError, load_images_uint8, read_jsonl
 from .trainer import StepStats, Trainer
 
@@ -42,7 +42,7 @@ class VQTrainer(Trainer):
 
     def _batch(self) -> torch.Tensor:
         idx = self.rng.integers(0, len(self.train_images), size=self.cfg.train.batch_size)
-        x = self.train_images[torch.from_numpy(idx)].float() / 127.5 - 1.0
+        x = normalise_generation(self.train_images[torch.from_numpy(idx)])
         return x.to(self.device)
 
     def train_step(self) -> StepStats:
@@ -105,7 +105,7 @@ class VQTrainer(Trainer):
 
         vq = self.model.vq
         vq.eval()
-        x = self.eval_images.float().to(self.device) / 127.5 - 1.0
+        x = normalise_generation(self.eval_images.to(self.device))
         recs = []
         for i in range(0, len(x), 64):
             recs.append(vq(x[i:i + 64])[0])

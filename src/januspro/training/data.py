@@ -24,7 +24,13 @@ import torch
 from PIL import Image
 
 from ..processing.chat import get_template, normalize_messages
-from ..processing.image import load_image, preprocess_generation, preprocess_understanding, to_uint8
+from ..processing.image import (
+    fit_generation,
+    load_image,
+    normalise_generation,
+    preprocess_understanding,
+    to_uint8,
+)
 from ..processing.tokenizer import JanusTokenizer
 
 Kind = Literal["und", "t2i", "text"]
@@ -177,7 +183,7 @@ def load_images_uint8(rows: list[dict], root: Path, fit: Callable[[Image.Image],
 
 def load_generation_images(rows: list[dict], root: Path, size: int) -> torch.Tensor:
     """[N, 3, size, size] images in [-1, 1] for text-to-image records (to encode into VQ codes)."""
-    return torch.stack([preprocess_generation(load_image(root / r["image"]), size) for r in rows])
+    return normalise_generation(load_images_uint8(rows, root, lambda im: fit_generation(im, size), size))
 
 
 @torch.no_grad()
