@@ -12,7 +12,8 @@ os.environ["JANUSPRO_KERNEL_CACHE"] = "off"
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+# ../shared/fixtures beside the checkout, or wherever JANUSPRO_FIXTURES points (.ci/run sets it for a clone)
+FIXTURES = Path(os.environ.get("JANUSPRO_FIXTURES") or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures")
 
 
 @pytest.fixture(scope="session")
