@@ -16,7 +16,8 @@ def toy_sets() -> list[str]:
     for part in PARTS:
         sets += [f"{part}.train.steps=2", f"{part}.train.save_every=0", f"{part}.train.eval_every=0"]
         sets.append(f"{part}.train.batch_size={8 if part in ('vq', 'vq_polish', 'siglip') else 6}")
-    return [*sets, "stage3.optim.decay_steps=1"]  # the recipe's cool-down, shortened with the run
+    # the cool-downs of the recipe, shortened with the run
+    return [*sets, "stage3.optim.decay_steps=1", "vq_polish.optim.decay_steps=1"]
 
 
 @pytest.mark.slow

@@ -209,6 +209,21 @@ def test_vq_component_stage(tiny_setup, tmp_path):
     assert (tmp_path / "vq" / "model" / "config.json").is_file()
 
 
+def test_component_stages_take_max_items_images(tiny_setup, tmp_path):
+    from januspro.training.data import DataError
+    from januspro.training.trainer import make_trainer
+
+    root, _ = tiny_setup
+    n_all = len((root / "t2i" / "t2i.jsonl").read_text().splitlines())
+    base = [f"data.t2i={root / 't2i' / 't2i.jsonl'}", "model.init=tiny", f"train.out={tmp_path / 'vq'}",
+            "train.progress=false", "stage.eval_items=2"]
+    assert len(make_trainer(load_run_config(CONFIGS / "vq_shapes.yaml", base)).images) == n_all
+    tr = make_trainer(load_run_config(CONFIGS / "vq_shapes.yaml", base + ["data.max_items=5"]))
+    assert 5 < n_all and len(tr.images) == 5
+    with pytest.raises(DataError, match="max_items"):
+        make_trainer(load_run_config(CONFIGS / "vq_shapes.yaml", base + ["data.max_items=-1"]))
+
+
 def test_vq_weights_round_trip(tmp_path):
     from januspro.config import preset
     from januspro.models.janus import JanusModel

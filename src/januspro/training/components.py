@@ -21,7 +21,22 @@ from .data import DataError, load_images_uint8, read_jsonl
 from .trainer import StepStats, Trainer
 
 
-class VQTrainer(Trainer):
+class _ImageTrainer(Trainer):
+    """A component trainer whose data is the images (and prompts) of a text-to-image file, held in RAM."""
+
+    def image_rows(self) -> list[dict]:
+        rows = read_jsonl(self.cfg.data.t2i)
+        n = self.cfg.data.max_items
+        if n < 0:
+            raise DataError(f"data.max_items must be >= 0 (0: all records), got {n}")
+        return rows[:n] if n else rows
+
+    @property
+    def show_progress(self) -> bool:
+        return self.cfg.train.progress and self.dist.main
+
+
+class VQTrainer(_ImageTrainer):
     def wrap_loss(self) -> torch.nn.Module:
         return self.model  # the VQ step calls the VQ directly (single process)
 
@@ -30,12 +45,13 @@ class VQTrainer(Trainer):
 
         from ..processing.image import fit_generation
 
-        rows = read_jsonl(self.cfg.data.t2i)
+        rows = self.image_rows()
         root = Path(self.cfg.data.t2i).parent
         size = self.model.cfg.vq.image_size
         n_eval = min(self.cfg.stage.eval_items, max(1, len(rows) // 10))
         # images held as uint8 (many fit in memory); [-1, 1] floats are made per batch
-        self.images = load_images_uint8(rows, root, lambda im: fit_generation(im, size), size)
+        self.images = load_images_uint8(rows, root, lambda im: fit_generation(im, size), size,
+                                        progress=self.show_progress)
         self.eval_images = self.images[:n_eval]
         self.train_images = self.images[n_eval:] if len(rows) > n_eval else self.images
         self.usage = torch.zeros(self.model.cfg.vq.codebook_size, dtype=torch.long)
@@ -163,7 +179,7 @@ def sigmoid_loss(img: torch.Tensor, txt: torch.Tensor, log_t: torch.Tensor, bias
     return -F.logsigmoid(labels * logits).sum() / len(img)
 
 
-class SigLIPTrainer(Trainer):
+class SigLIPTrainer(_ImageTrainer):
     """``stage.name: siglip``: the understanding ViT with the sigmoid loss on image-caption pairs
     (a text-to-image JSONL). Periodic eval: image-to-text top-1 retrieval on held-out pairs."""
 
@@ -179,12 +195,12 @@ class SigLIPTrainer(Trainer):
         if self.tokenizer_dir is None:
             raise DataError("the siglip stage needs a tokenizer: set model.tokenizer")
         self.tokenizer = JanusTokenizer.from_dir(self.tokenizer_dir)
-        rows = read_jsonl(self.cfg.data.t2i)
+        rows = self.image_rows()
         root = Path(self.cfg.data.t2i).parent
         v = self.model.cfg.vision
         # uint8 [N, 3, S, S]; normalised per batch (the same values preprocess_understanding gives)
         self.pixels = load_images_uint8(rows, root, lambda im: fit_understanding(im, v.image_size, v.image_mean),
-                                        v.image_size)
+                                        v.image_size, progress=self.show_progress)
         self.texts = [r["prompt"] for r in rows]
         n_eval = min(self.cfg.stage.eval_items, max(2, len(rows) // 10))
         self.eval_idx = list(range(n_eval))

@@ -49,6 +49,7 @@ class DataSection:
     prompt_dropout: float = 0.1  # share of text-to-image samples trained unconditionally (for CFG)
     pack_length: int = 512
     system_prompt: str = ""
+    max_items: int = 0  # vq / siglip stages: train on the first N text-to-image records only (0: all of them)
 
 
 @dataclass

@@ -167,13 +167,15 @@ class SampleBuilder:
 
 
 def load_images_uint8(rows: list[dict], root: Path, fit: Callable[[Image.Image], Image.Image],
-                      size: int) -> torch.Tensor:
+                      size: int, progress: bool = False) -> torch.Tensor:
     """The images of ``rows`` (``image`` paths under ``root``) fitted to ``size`` x ``size`` by ``fit``, as one
     uint8 tensor [N, 3, size, size] filled in place: a whole dataset held in RAM costs N * 3 * size^2 bytes,
     with no float copy on the way (200,000 64x64 images: 2.5 GB rather than a 10 GB float stack plus the
-    10 GB list it is stacked from)."""
+    10 GB list it is stacked from). ``progress`` shows a bar (200,000 images take ~2 minutes)."""
+    from tqdm.auto import tqdm
+
     out = torch.empty(len(rows), 3, size, size, dtype=torch.uint8)
-    for i, r in enumerate(rows):
+    for i, r in enumerate(tqdm(rows, desc="loading images", unit="image", disable=not progress, leave=False)):
         img = fit(load_image(root / r["image"]))
         if img.size != (size, size):
             raise DataError(f"{root / r['image']}: fitted to {img.size}, expected {size}x{size}")

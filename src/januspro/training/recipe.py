@@ -47,11 +47,13 @@ _COMMON = {"train.device": "cpu", "train.log_every": "10"}
 # Run-config overrides of every trained part. {out}, {data}, {tok} are filled in by the recipe.
 PARTS: dict[str, dict[str, str]] = {
     "vq": {"model.init": "shapes", "data.t2i": "{data}/t2i/t2i.jsonl", "stage.name": "vq",
-           "stage.vq_restart_every": "100", "optim.lr": "1e-3", "optim.warmup_steps": "100",
-           "train.steps": "3000", "train.batch_size": "32", "train.save_every": "250", "train.eval_every": "500"},
+           "data.max_items": "24000", "stage.vq_restart_every": "100", "optim.lr": "1e-3",
+           "optim.warmup_steps": "100", "train.steps": "1500", "train.batch_size": "32", "train.save_every": "250",
+           "train.eval_every": "500"},
     "vq_polish": {"model.init": "{out}/vq/model", "data.t2i": "{data}/t2i/t2i.jsonl", "stage.name": "vq",
-                  "stage.vq_restart_every": "0", "optim.lr": "3e-4", "train.steps": "1200", "train.batch_size": "32",
-                  "train.save_every": "250", "train.eval_every": "600"},
+                  "data.max_items": "24000", "stage.vq_restart_every": "0", "optim.lr": "3e-4",
+                  "optim.decay_steps": "600", "optim.min_lr_ratio": "0.1", "train.steps": "900",
+                  "train.batch_size": "32", "train.save_every": "300", "train.eval_every": "300"},
     "siglip": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.t2i": "{data}/t2i/t2i.jsonl",
                "stage.name": "siglip", "optim.lr": "5e-4", "optim.warmup_steps": "50", "train.steps": "1200",
                "train.batch_size": "64", "train.save_every": "200", "train.eval_every": "300"},
