@@ -323,3 +323,34 @@ def test_shapes_tokenizer(tmp_path):
     assert tok.decode(ids, skip_special_tokens=False) == text
     assert len(tok.encode("a red circle left of a blue square", add_bos=False)) <= 12  # mostly whole words
     assert tok.token_to_id("<|User|>") is not None and tok.image_id != tok.pad_id
+
+
+def test_patch_labels_name_the_object_under_each_patch():
+    from januspro.shapes.render import PATCH_CLASSES, patch_class, patch_labels
+    from januspro.shapes.world import COLORS, SHAPES, Obj, Scene, sample_scene
+
+    classes = {patch_class(s, c) for s in SHAPES for c in COLORS}
+    assert classes == set(range(1, PATCH_CLASSES))
+    big = Obj("square", "red", "large", 0.5, 0.5)
+    lab = patch_labels(Scene((big,)), 64, 8).reshape(8, 8)
+    assert (lab[3:5, 3:5] == patch_class("square", "red")).all() and lab[0, 0] == 0 and lab[7, 7] == 0
+    # a later object drawn on top owns the patches it covers
+    top = Obj("circle", "blue", "small", 0.42, 0.42)
+    lab2 = patch_labels(Scene((big, top)), 64, 8).reshape(8, 8)
+    assert lab2[3, 3] == patch_class("circle", "blue") and lab2[4, 4] == patch_class("square", "red")
+    assert patch_labels(Scene((top, big)), 64, 8).reshape(8, 8)[3, 3] == patch_class("square", "red")
+    assert (patch_labels(Scene(()), 64, 8) == 0).all()
+    with pytest.raises(ValueError, match="divide"):
+        patch_labels(Scene((big,)), 64, 7)
+    # every labelled patch shows its object's colour in the rendering; every object owns a patch
+    rng = np.random.default_rng(0)
+    names = [(s, c) for s in SHAPES for c in COLORS]
+    for _ in range(30):
+        scene = sample_scene(rng, held_out=None)
+        img = render(scene, 64).astype(int)
+        lab = patch_labels(scene, 64, 8)
+        for k in np.flatnonzero(lab):
+            shape, colour = names[lab[k] - 1]
+            cell = img[(k // 8) * 8:(k // 8) * 8 + 8, (k % 8) * 8:(k % 8) * 8 + 8].reshape(-1, 3)
+            assert (np.abs(cell - np.array(COLORS[colour])).sum(1) < 30).sum() >= 4
+        assert {patch_class(o.shape, o.color) for o in scene.objects} == set(lab[lab > 0].tolist())

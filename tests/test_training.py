@@ -315,6 +315,45 @@ def test_siglip_component_stage(tiny_setup, tmp_path):
     assert torch.equal(resumed.heads.log_t, tr.heads.log_t)
 
 
+def test_siglip_dense_patch_loss(tiny_setup, tmp_path):
+    """stage.dense_weight adds the per-patch object loss: labels from the records' scenes, a patch head that
+    trains, patch accuracy in the eval; records without a scene and a negative weight are clear errors."""
+    from januspro.shapes.render import patch_labels
+    from januspro.shapes.world import Scene
+    from januspro.training.data import DataError
+    from januspro.training.trainer import make_trainer
+
+    root, ckpt = tiny_setup
+    t2i = root / "t2i" / "t2i.jsonl"
+    ov = [f"data.t2i={t2i}", f"model.init={ckpt}", "model.tokenizer=", "train.steps=3", "train.batch_size=4",
+          f"train.out={tmp_path / 'sig'}", "train.progress=false", "train.eval_every=3", "stage.eval_items=4",
+          "optim.warmup_steps=0", "stage.dense_weight=0.5"]
+    tr = make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", ov))
+    v = tr.model.cfg.vision
+    rows = [json.loads(x) for x in t2i.read_text().splitlines()]
+    assert tr.labels.shape == (len(rows), v.num_tokens)
+    assert torch.equal(tr.labels[2], torch.from_numpy(patch_labels(Scene.from_dict(rows[2]["scene"]),
+                                                                    v.image_size, v.patch_size)))
+    head = tr.heads.patch_head.weight.detach().clone()
+    stats = tr.run()
+    assert all(s.parts["dense_loss"] > 0 and abs(s.loss - s.parts["sigmoid_loss"] - 0.5 * s.parts["dense_loss"]) < 1e-4
+               for s in stats)
+    assert not torch.equal(head, tr.heads.patch_head.weight)
+    log = [json.loads(x) for x in (tmp_path / "sig" / "log.jsonl").read_text().splitlines()]
+    assert any("eval" in r and 0 <= r["eval"]["patch_acc"] <= 1 for r in log)
+    resumed = make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", ov))
+    assert torch.equal(resumed.heads.patch_head.weight, tr.heads.patch_head.weight)
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "scene"}) + "\n" for r in rows))
+    (tmp_path / "images").symlink_to(root / "t2i" / "images")
+    with pytest.raises(DataError, match="scene"):
+        make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", [*ov, f"data.t2i={bare}",
+                                                                      f"train.out={tmp_path / 'b'}"]))
+    with pytest.raises(DataError, match="dense_weight"):
+        make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", [*ov, "stage.dense_weight=-1",
+                                                                      f"train.out={tmp_path / 'c'}"]))
+
+
 def test_committed_shapes_vq_reconstructs_scenes():
     """The committed shapes VQ loads into the shapes preset and reconstructs scenes the detector reads back."""
     import numpy as np

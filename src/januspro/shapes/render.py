@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .world import BACKGROUND, COLORS, Obj, Scene
+from .world import BACKGROUND, COLORS, SHAPES, Obj, Scene
 
 _SQRT3 = 3.0**0.5
 
@@ -64,3 +64,42 @@ def _paint_disc(img: np.ndarray, cx: float, cy: float, r: float, color: tuple[in
     _blend(img, cx, cy, r, lambda x, y: _sdf("circle", x, y, cx, cy, r), np.array(color, dtype=np.float32))
 
 
+
+
+# ----------------------------------------------------------------------------- per-patch object labels
+PATCH_CLASSES = 1 + len(SHAPES) * len(COLORS)  # background, then every (shape, colour) pair
+
+
+def patch_class(shape: str, color: str) -> int:
+    """Index of the (shape, colour) class among the :data:`PATCH_CLASSES` (0 is the background)."""
+    return 1 + SHAPES.index(shape) * len(COLORS) + list(COLORS).index(color)
+
+
+def patch_labels(scene: Scene, resolution: int, patch: int, min_pixels: int = 0) -> np.ndarray:
+    """[g * g] int64 class of every ``patch`` x ``patch`` cell of the rendered scene (g = resolution // patch,
+    row-major like a ViT's tokens): the (shape, colour) class of the object visible in at least ``min_pixels``
+    of the cell's pixels (default: a quarter of the cell; pixels the shape covers fully, objects drawn later
+    on top; of several, the one drawn last; an object that reaches that in no cell labels the cell(s) that
+    show most of it), else 0 (background). Clutter specks count as background."""
+    if resolution % patch:
+        raise ValueError(f"patch {patch} does not divide the resolution {resolution}")
+    g = resolution // patch
+    owner = np.zeros((resolution, resolution), dtype=np.int64)
+    for k, o in enumerate(scene.objects):
+        half = o.extent * resolution / 2
+        cx, cy = o.cx * resolution, o.cy * resolution
+        x0, x1 = max(0, int(cx - half - 1)), min(resolution, int(cx + half + 2))
+        y0, y1 = max(0, int(cy - half - 1)), min(resolution, int(cy + half + 2))
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
+        region = owner[y0:y1, x0:x1]
+        region[_sdf(o.shape, xs, ys, cx, cy, half) <= -0.5] = k + 1  # pixels the shape covers fully
+    cells = owner.reshape(g, patch, g, patch).transpose(0, 2, 1, 3).reshape(g * g, patch * patch)
+    need = min_pixels or max(1, patch * patch // 4)
+    labels = np.zeros(g * g, dtype=np.int64)
+    for k, o in enumerate(scene.objects):  # in drawing order: an object on top keeps the patches it shows in
+        shown = (cells == k + 1).sum(1)
+        keep = shown >= need
+        if not keep.any() and shown.max() > 0:  # a small object split over patches keeps its largest share
+            keep = shown == shown.max()
+        labels[keep] = patch_class(o.shape, o.color)
+    return labels

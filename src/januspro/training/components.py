@@ -160,14 +160,16 @@ class TextTower(nn.Module):
 
 
 class SigLIPHeads(nn.Module):
-    """What SigLIP training adds around the understanding ViT: image projection, text tower, t and b."""
+    """What SigLIP training adds around the understanding ViT: image projection, text tower, t and b, and
+    (with ``patch_classes``) a linear per-patch classifier for the auxiliary dense loss."""
 
-    def __init__(self, vision_width: int, vocab: int, dim: int = 128) -> None:
+    def __init__(self, vision_width: int, vocab: int, dim: int = 128, patch_classes: int = 0) -> None:
         super().__init__()
         self.image_proj = nn.Linear(vision_width, dim)
         self.text = TextTower(vocab, 128, 2, 4, dim)
         self.log_t = nn.Parameter(torch.tensor(math.log(10.0)))
         self.bias = nn.Parameter(torch.tensor(-10.0))
+        self.patch_head = nn.Linear(vision_width, patch_classes) if patch_classes else None
 
 
 def sigmoid_loss(img: torch.Tensor, txt: torch.Tensor, log_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -181,7 +183,13 @@ def sigmoid_loss(img: torch.Tensor, txt: torch.Tensor, log_t: torch.Tensor, bias
 
 class SigLIPTrainer(_ImageTrainer):
     """``stage.name: siglip``: the understanding ViT with the sigmoid loss on image-caption pairs
-    (a text-to-image JSONL). Periodic eval: image-to-text top-1 retrieval on held-out pairs."""
+    (a text-to-image JSONL). Periodic eval: image-to-text top-1 retrieval on held-out pairs.
+
+    With ``stage.dense_weight`` > 0 every ViT token also learns to name the object under its patch (a linear
+    classifier over background + every shape-colour pair, labels from the records' ``scene``): a caption
+    batch can be told apart by colour alone, so the plain loss lets the encoder discard shape and place
+    (artifacts/experiments/siglip-shape-probe); a released SigLIP brings that knowledge from web-scale
+    pretraining, a from-scratch shapes encoder gets it from this dense signal."""
 
     def wrap_loss(self) -> torch.nn.Module:
         return self.model
@@ -205,7 +213,28 @@ class SigLIPTrainer(_ImageTrainer):
         n_eval = min(self.cfg.stage.eval_items, max(2, len(rows) // 10))
         self.eval_idx = list(range(n_eval))
         self.train_idx = list(range(n_eval, len(rows))) or list(range(len(rows)))
-        self.heads = SigLIPHeads(v.hidden_size, self.tokenizer.vocab_size).to(self.device)
+        self.dense = self.cfg.stage.dense_weight
+        if self.dense < 0:
+            raise DataError(f"stage.dense_weight must be >= 0, got {self.dense}")
+        self.labels = self._patch_labels(rows) if self.dense else None
+        from ..shapes.render import PATCH_CLASSES
+
+        self.heads = SigLIPHeads(v.hidden_size, self.tokenizer.vocab_size,
+                                 patch_classes=PATCH_CLASSES if self.dense else 0).to(self.device)
+
+    def _patch_labels(self, rows: list[dict]) -> torch.Tensor:
+        """[N, tokens] class of the object under every ViT patch of every record (see patch_labels)."""
+        from ..shapes.render import patch_labels
+        from ..shapes.world import Scene
+
+        v = self.model.cfg.vision
+        out = np.zeros((len(rows), v.num_tokens), dtype=np.int64)
+        for i, r in enumerate(rows):
+            if "scene" not in r:
+                raise DataError(f"stage.dense_weight needs the scene of every record (shapes-world data); "
+                                f"record {i} of {self.cfg.data.t2i} has none")
+            out[i] = patch_labels(Scene.from_dict(r["scene"]), v.image_size, v.patch_size)
+        return torch.from_numpy(out).to(self.device)
 
     def _ids(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [self.tokenizer.encode(t, add_bos=False)[: self.heads.text.max_len] or [self.tokenizer.pad_id]
@@ -218,13 +247,16 @@ class SigLIPTrainer(_ImageTrainer):
             mask[i, : len(r)] = True
         return ids.to(self.device), mask.to(self.device)
 
-    def _embed(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _embed(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Image and text embeddings of the records, and the per-patch class logits (None without the
+        dense loss)."""
         v = self.model.cfg.vision
         x = normalise_understanding(self.pixels[idx].to(self.device), v.image_mean, v.image_std)
-        feats = self.model.vision(x).mean(1)  # [B, D] mean-pooled tokens
-        img = self.heads.image_proj(feats)
+        tokens = self.model.vision(x)  # [B, T, D]
+        img = self.heads.image_proj(tokens.mean(1))  # mean-pooled tokens
         txt = self.heads.text(*self._ids([self.texts[i] for i in idx]))
-        return img, txt
+        patch = self.heads.patch_head(tokens) if self.heads.patch_head is not None else None
+        return img, txt, patch
 
     def extra_params(self) -> list[nn.Parameter]:
         return list(self.heads.parameters())
@@ -242,21 +274,32 @@ class SigLIPTrainer(_ImageTrainer):
         idx = self.rng.choice(self.train_idx, size=min(self.cfg.train.batch_size, len(self.train_idx)),
                               replace=False).tolist()
         self.optim.zero_grad(set_to_none=True)
-        img, txt = self._embed(idx)
+        img, txt, patch = self._embed(idx)
         loss = sigmoid_loss(img, txt, self.heads.log_t, self.heads.bias)
+        extra = {}
+        if patch is not None:
+            dense = F.cross_entropy(patch.flatten(0, 1).float(), self.labels[idx].flatten())
+            extra = {"sigmoid_loss": float(loss.detach()), "dense_loss": float(dense.detach())}
+            loss = loss + self.dense * dense
         loss.backward()
         gn, lr = self.optimizer_step()
         return StepStats(self.step, float(loss.detach()), lr, gn,
-                         {"t": float(self.heads.log_t.detach().exp()), "images_per_s": len(idx) / (time.perf_counter() - t0)})
+                         {"t": float(self.heads.log_t.detach().exp()), **extra,
+                          "images_per_s": len(idx) / (time.perf_counter() - t0)})
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
-        img, txt = self._embed(self.eval_idx)
+        img, txt, patch = self._embed(self.eval_idx)
         sims = F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).t()
         # a caption may describe several eval images equally well: count a hit when the best text is the
         # image's own caption or an identical string
         best = sims.argmax(1).tolist()
         hits = sum(self.texts[self.eval_idx[b]] == self.texts[self.eval_idx[i]] for i, b in enumerate(best))
+        out = {"i2t_top1": hits / len(self.eval_idx)}
+        if patch is not None:  # accuracy on the patches an object owns (most patches are background)
+            labels = self.labels[self.eval_idx]
+            on = labels > 0
+            out["patch_acc"] = float((patch.argmax(-1)[on] == labels[on]).float().mean()) if on.any() else 0.0
         self.model.train()
-        return {"i2t_top1": hits / len(self.eval_idx)}
+        return out

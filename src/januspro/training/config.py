@@ -57,7 +57,10 @@ class StageSection:
     name: str = "stage1"  # stage1 | stage2 | stage3 | vq | text, or any name with stage.trainable
     trainable: list[str] = field(default_factory=list)  # empty: the stage's default groups
     vq_restart_every: int = 100  # vq stage: re-seed codes unused for this many steps (0: never)
-    eval_items: int = 200  # vq stage: validation images for the detector check
+    eval_items: int = 200  # vq / siglip stages: held-out validation images
+    # siglip stage: weight of an auxiliary per-patch loss naming the (shape, colour) object under each ViT patch,
+    # read off the "scene" of shapes-world records (0: the plain sigmoid loss)
+    dense_weight: float = 0.0
 
 
 @dataclass
