@@ -54,15 +54,18 @@ def _blend(img: np.ndarray, cx: float, cy: float, half: float, sdf, color: np.nd
     region += cover * color
 
 
+def _placement(o: Obj, res: int) -> tuple[float, float, float]:
+    """(centre x, centre y, half extent) of the object in pixels at resolution ``res``."""
+    return o.cx * res, o.cy * res, o.extent * res / 2
+
+
 def _paint(img: np.ndarray, o: Obj, res: int, color: np.ndarray) -> None:
-    half = o.extent * res / 2
-    cx, cy = o.cx * res, o.cy * res
+    cx, cy, half = _placement(o, res)
     _blend(img, cx, cy, half, lambda x, y: _sdf(o.shape, x, y, cx, cy, half), color)
 
 
 def _paint_disc(img: np.ndarray, cx: float, cy: float, r: float, color: tuple[int, int, int]) -> None:
     _blend(img, cx, cy, r, lambda x, y: _sdf("circle", x, y, cx, cy, r), np.array(color, dtype=np.float32))
-
 
 
 
@@ -86,8 +89,7 @@ def patch_labels(scene: Scene, resolution: int, patch: int, min_pixels: int = 0)
     g = resolution // patch
     owner = np.zeros((resolution, resolution), dtype=np.int64)
     for k, o in enumerate(scene.objects):
-        half = o.extent * resolution / 2
-        cx, cy = o.cx * resolution, o.cy * resolution
+        cx, cy, half = _placement(o, resolution)
         x0, x1 = max(0, int(cx - half - 1)), min(resolution, int(cx + half + 2))
         y0, y1 = max(0, int(cy - half - 1)), min(resolution, int(cy + half + 2))
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5

@@ -202,6 +202,9 @@ class SigLIPTrainer(_ImageTrainer):
 
         if self.tokenizer_dir is None:
             raise DataError("the siglip stage needs a tokenizer: set model.tokenizer")
+        self.dense = self.cfg.stage.dense_weight
+        if self.dense < 0:  # checked before the images are loaded
+            raise DataError(f"stage.dense_weight must be >= 0, got {self.dense}")
         self.tokenizer = JanusTokenizer.from_dir(self.tokenizer_dir)
         rows = self.image_rows()
         root = Path(self.cfg.data.t2i).parent
@@ -213,9 +216,6 @@ class SigLIPTrainer(_ImageTrainer):
         n_eval = min(self.cfg.stage.eval_items, max(2, len(rows) // 10))
         self.eval_idx = list(range(n_eval))
         self.train_idx = list(range(n_eval, len(rows))) or list(range(len(rows)))
-        self.dense = self.cfg.stage.dense_weight
-        if self.dense < 0:
-            raise DataError(f"stage.dense_weight must be >= 0, got {self.dense}")
         self.labels = self._patch_labels(rows) if self.dense else None
         from ..shapes.render import PATCH_CLASSES
 
