@@ -55,7 +55,7 @@ PARTS: dict[str, dict[str, str]] = {
                   "optim.decay_steps": "600", "optim.min_lr_ratio": "0.1", "train.steps": "900",
                   "train.batch_size": "32", "train.save_every": "300", "train.eval_every": "300"},
     "siglip": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.t2i": "{data}/t2i/t2i.jsonl",
-               "stage.name": "siglip", "optim.lr": "5e-4", "optim.warmup_steps": "50", "train.steps": "1200",
+               "stage.name": "siglip", "stage.dense_weight": "1", "optim.lr": "5e-4", "optim.warmup_steps": "50", "train.steps": "1200",
                "train.batch_size": "64", "train.save_every": "200", "train.eval_every": "300"},
     "text": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.text": "{data}/text/text.jsonl",
              "data.ratio": "[0,1,0]", "data.pack_length": "256", "stage.name": "text", "optim.lr": "1e-3",
