@@ -167,6 +167,26 @@ def test_compiled_call_runs_the_chosen_kernel(monkeypatch, fastest):
     torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
 
 
+def test_prefill_products_are_timed_at_prefill_size(monkeypatch):
+    """A product of hundreds of rows (a prefill) is not given the choice timed for 64 rows: it has its own
+    bucket, timed on an input of that bucket's size."""
+    monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", "off")
+    _new_process(monkeypatch)
+    sizes = []
+
+    def fake(self, kernel, x):
+        sizes.append(x.shape[0])
+        return {"packed": 1.0, "linear": 2.0}[kernel] if x.shape[0] <= 64 else {"packed": 2.0, "linear": 1.0}[kernel]
+
+    monkeypatch.setattr(L.Linear, "_time_kernel", fake)
+    monkeypatch.setattr(L.Linear, "candidates", lambda self, rows, among=L.KERNELS: [
+        k for k in ("packed", "linear") if k in among])
+    lin = _layer()
+    assert L.bucket_of(64) != L.bucket_of(600)
+    assert lin.kernel(64) == "packed" and lin.kernel(600) == "linear"
+    assert max(sizes) == L.BUCKETS[L.bucket_of(600)][1] > 256
+
+
 def _new_process(monkeypatch) -> None:
     """What a new process starts from: no choices in memory, the cache file not read yet."""
     monkeypatch.setattr(L, "_CHOICES", {})

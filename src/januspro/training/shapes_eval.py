@@ -247,8 +247,9 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
                      f"({style['single_turn_share']:.0%} ask one); {style['hard_negatives']:.0%} of the absent "
                      "objects asked about are near misses of present ones.")
     if vq_source:
-        notes.append(f"- VQ tokenizer: the trained weights `{vq_source}` were reused (not retrained in this run; "
-                     "see artifacts/shapes-vq/README.md for how and how long they were trained).")
+        notes.append(f"- VQ tokenizer: the trained weights `{vq_source}` were reused, not retrained in this run; the "
+                     "vq and vq_polish rows below are the run that trained them (`recipe_parts.json` beside the "
+                     "weights), or zero minutes where that was not recorded.")
     scores = parts.get("eval", {})
     lines = ["# janus-pro-shapes", "",
              "A Janus-Pro (same architecture and pipeline as DeepSeek's, scaled down) trained from scratch on the",
