@@ -126,6 +126,28 @@ def test_batched_prompts_equal_alone(pair):
         torch.testing.assert_close(h_batch[i], h_one[0], rtol=1e-4, atol=1e-4)
 
 
+@torch.no_grad()
+def test_prefill_last_only_equals_full_last_row(pair):
+    """The prefill runs its last layer for the last query only; hidden state and cache equal a full pass."""
+    _, ours = pair
+    g = torch.Generator().manual_seed(4)
+    ids, mask = _left([_prompt(g, k, ours.cfg.llm.vocab_size) for k in (7, 3)])
+    for rows, pad in ((ids, mask), (ids[:1], mask[:1])):  # padded (boolean mask) and unpadded (causal SDPA)
+        emb = ours.llm.embed_tokens(rows)
+        t = rows.shape[1]
+        key = torch.cat([pad.bool(), torch.ones(rows.shape[0], 2, dtype=torch.bool)], 1)
+        full_mask = attention_mask(key[:, :t], torch.arange(t))
+        lean_mask = None if bool(pad.all()) else full_mask
+        pos = positions_from_padding(pad.bool())
+        caches = [ours.new_cache(rows.shape[0], t + 2) for _ in range(2)]
+        full = ours(emb, pos, full_mask, caches[0], torch.arange(t), None, t)
+        lean = ours(emb, pos, lean_mask, caches[1], torch.arange(t), None, t, last_only=True)
+        assert lean.shape == (rows.shape[0], 1, full.shape[-1])
+        torch.testing.assert_close(lean[:, 0], full[:, -1], rtol=1e-5, atol=1e-5)
+        for a, b in zip(caches[0].k + caches[0].v, caches[1].k + caches[1].v, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def _official_interleaved(model, prompt, n, weight, temperature, seed):
     """DeepSeek's generation loop (interleaved cond/uncond rows, no padding), re-run step by step."""
     g = make_generator(seed)

@@ -55,7 +55,7 @@ def prefill(model: JanusModel, embeds: torch.Tensor, pad_mask: torch.Tensor, max
     # the prompt's queries sit at slots 0..t-1 and see no further: attend over those t slots only; without
     # padding that is plain causal attention (the fused SDPA kernel, no mask tensor)
     mask = None if bool(pad_mask.all()) else attention_mask(key_mask[:, :t], slots[:t])
-    hidden = model(embeds, pos, mask, cache, slots[:t], rope, t)  # [R, T, H]
+    hidden = model(embeds, pos, mask, cache, slots[:t], rope, t, last_only=True)  # [R, 1, H]
     next_pos = pad_mask.long().sum(-1)  # [R]
     return hidden[:, -1], DecodeState(cache, key_mask[:, None, None, :], next_pos, t, rope, slots)
 

@@ -78,9 +78,10 @@ class JanusModel(nn.Module):
     def forward(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, cache: KVCache | None = None,
                 cache_positions: torch.Tensor | None = None, rope: RopeTable | None = None,
-                kv_len: int | None = None) -> torch.Tensor:
-        """Trunk hidden states [B, T, H] for input embeddings [B, T, H] (see :meth:`DecoderLM.forward`)."""
-        return self.llm(inputs_embeds, position_ids, mask, cache, cache_positions, rope, kv_len)
+                kv_len: int | None = None, last_only: bool = False) -> torch.Tensor:
+        """Trunk hidden states [B, T, H] (or [B, 1, H] with ``last_only``) for input embeddings [B, T, H]
+        (see :meth:`DecoderLM.forward`)."""
+        return self.llm(inputs_embeds, position_ids, mask, cache, cache_positions, rope, kv_len, last_only)
 
     def rope_table(self, n: int, dtype: torch.dtype | None = None) -> RopeTable:
         c = self.cfg.llm

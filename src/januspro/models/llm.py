@@ -90,7 +90,9 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
                 layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None,
-                kv_len: int | None = None) -> torch.Tensor:
+                kv_len: int | None = None, last_only: bool = False) -> torch.Tensor:
+        """``last_only``: keys and values of every position (and the cache writes) as usual, but the output
+        [B, 1, H] of the last query only."""
         b, t, _ = x.shape
         q, k, v = self.qkv_proj(x).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
         q = q.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # [B, H, T, D]
@@ -104,14 +106,18 @@ class Attention(nn.Module):
             if kv_len is not None:  # only the first kv_len slots can be attended to: read no further
                 k, v = k[:, :, :kv_len], v[:, :, :kv_len]
             k, v = k.to(q.dtype), v.to(q.dtype)
+        if last_only and t > 1:  # the last query sees every key: no causal structure is left to mask
+            q = q[:, :, -1:]
+            mask = None if mask is None else mask[:, :, -1:]
+        qt = q.shape[2]
         gqa = self.num_kv_heads != self.num_heads
-        if t == 1 and mask is not None and (q.dtype == torch.float32 or torch.compiler.is_compiling()):
+        if qt == 1 and mask is not None and (q.dtype == torch.float32 or torch.compiler.is_compiling()):
             out = decode_attention(q, k, v, mask)
         elif mask is None:
-            out = sdpa(q, k, v, is_causal=t > 1, enable_gqa=gqa)
+            out = sdpa(q, k, v, is_causal=qt > 1, enable_gqa=gqa)
         else:
             out = sdpa(q, k, v, attn_mask=mask, enable_gqa=gqa)
-        out = out.transpose(1, 2).reshape(b, t, self.q_size)  # [B, T, H*D]
+        out = out.transpose(1, 2).reshape(b, qt, self.q_size)  # [B, T or 1, H*D]
         return self.o_proj(out)
 
 
@@ -139,8 +145,9 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
                 layer: int, cache: KVCache | None, cache_positions: torch.Tensor | None,
-                kv_len: int | None = None) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, layer, cache, cache_positions, kv_len)
+                kv_len: int | None = None, last_only: bool = False) -> torch.Tensor:
+        a = self.self_attn(self.input_layernorm(x), cos, sin, mask, layer, cache, cache_positions, kv_len, last_only)
+        x = (x[:, -1:] if last_only else x) + a
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -157,7 +164,7 @@ class DecoderLM(nn.Module):
     def forward(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, cache: KVCache | None = None,
                 cache_positions: torch.Tensor | None = None, rope: RopeTable | None = None,
-                kv_len: int | None = None) -> torch.Tensor:
+                kv_len: int | None = None, last_only: bool = False) -> torch.Tensor:
         """Run the decoder.
 
         Args:
@@ -171,6 +178,10 @@ class DecoderLM(nn.Module):
             rope: optional precomputed :class:`RopeTable` covering ``position_ids`` (saves work per decode step).
             kv_len: with a cache, attend over its first ``kv_len`` slots only (every slot a query may see must lie
                 there); ``mask`` then covers just those slots. Decoding reads less of a long preallocated cache.
+            last_only: return the hidden state of the last position only, [B, 1, H]. Every layer still writes
+                the keys and values of all T positions to the cache, but the last one runs its attention output,
+                o-projection and MLP for the last query alone (a prefill that only needs the next token's
+                logits skips that layer's work for the other T-1 rows).
         """
         b, t, _ = inputs_embeds.shape
         if position_ids is None:
@@ -186,8 +197,11 @@ class DecoderLM(nn.Module):
         else:
             cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta, inputs_embeds.dtype)
         x = inputs_embeds
+        if last_only and not self.layers:
+            x = x[:, -1:]
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, mask, i, cache, cache_positions, kv_len)
+            x = layer(x, cos, sin, mask, i, cache, cache_positions, kv_len, last_only and i == last)
         return self.norm(x)
 
 
