@@ -354,3 +354,29 @@ def test_patch_labels_name_the_object_under_each_patch():
             cell = img[(k // 8) * 8:(k // 8) * 8 + 8, (k % 8) * 8:(k % 8) * 8 + 8].reshape(-1, 3)
             assert (np.abs(cell - np.array(COLORS[colour])).sum(1) < 30).sum() >= 4
         assert {patch_class(o.shape, o.color) for o in scene.objects} == set(lab[lab > 0].tolist())
+
+
+def test_raster_order_captions_name_groups_where_the_image_codes_reach_them():
+    from januspro.shapes.language import caption, raster_key
+
+    lower_left = Obj("circle", "red", "small", 0.2, 0.8)
+    top_right = Obj("square", "blue", "small", 0.8, 0.2)
+    middle = Obj("triangle", "green", "small", 0.5, 0.5)
+    scene = Scene((lower_left, top_right, middle))
+    assert raster_key(top_right) < raster_key(middle) < raster_key(lower_left)
+    for k in range(20):
+        rng = np.random.default_rng(k)
+        text = caption(scene, rng, dense=False, with_color=True, order="raster")
+        assert text.index("blue square") < text.index("green triangle") < text.index("red circle"), text
+    # "mixed" lists these groups in shape order or shuffled, so other orders occur
+    mixed = {caption(scene, np.random.default_rng(k), dense=False, with_color=True) for k in range(20)}
+    assert any(t.index("red circle") < t.index("blue square") for t in mixed)
+    # groups of several objects are placed by their first member; same top row: left first
+    row = Scene((Obj("diamond", "cyan", "small", 0.7, 0.3), Obj("circle", "red", "small", 0.2, 0.9),
+                 Obj("circle", "red", "small", 0.3, 0.3)))
+    assert caption(row, np.random.default_rng(0), dense=False, with_color=True, order="raster").endswith(
+        "two red circles and a cyan diamond")
+    with pytest.raises(ValueError, match="order"):
+        caption(scene, np.random.default_rng(0), order="sideways")
+    with pytest.raises(ValueError, match="caption_order"):
+        DataStyle(caption_order="sideways")

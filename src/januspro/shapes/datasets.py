@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .language import caption, conversation, noisy_caption, text_line
+from .language import ORDERS, caption, conversation, noisy_caption, text_line
 from .render import render
 from .suites import POPE_SPLITS, geneval_suite, pope_questions, scene_for_metadata, write_jsonl
 from .world import COLORS, HELD_OUT, Scene, SceneSpec, sample_scene
@@ -38,6 +38,7 @@ class DataStyle:
     single_turn_share: float = 0.7  # understanding chats that ask one question; the rest ask 2..max_turns
     max_turns: int = 3
     hard_negatives: float = 0.0  # share of "is there ...?" questions that ask for a near miss of a present object
+    caption_order: str = "mixed"  # text-to-image captions: "mixed" (shape order or shuffled) or "raster"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.synthetic_jitter <= 1.0:
@@ -46,6 +47,8 @@ class DataStyle:
             raise ValueError("single_turn_share and hard_negatives must be in [0, 1]")
         if self.max_turns < 1:
             raise ValueError("max_turns must be >= 1")
+        if self.caption_order not in ORDERS:
+            raise ValueError(f"caption_order must be one of {ORDERS}")
 
 
 PLAIN = DataStyle()
@@ -75,9 +78,9 @@ def t2i_item(seed: int, i: int, variant: str = "synthetic", style: DataStyle = P
     rng = item_rng(seed, i, 1)
     if variant == "real":
         scene = sample_scene(rng)
-        return noisy_caption(scene, rng), real_variant(scene, rng)
+        return noisy_caption(scene, rng, style.caption_order), real_variant(scene, rng)
     scene = sample_scene(rng, SceneSpec(jitter=style.synthetic_jitter))
-    return caption(scene, rng), scene
+    return caption(scene, rng, order=style.caption_order), scene
 
 
 def classname_item(seed: int, i: int, style: DataStyle = PLAIN) -> tuple[str, Scene]:

@@ -82,9 +82,38 @@ def relation_pairs(scene: Scene, held_out: HeldOut | None = HELD_OUT) -> list[tu
     return out
 
 
-def caption(scene: Scene, rng: np.random.Generator, dense: bool | None = None, with_color: bool | None = None
-            ) -> str:
-    """A true description of the scene: object groups, optionally with a spatial relation."""
+ORDERS = ("mixed", "raster")
+RASTER_ROWS = 8  # rows of the raster order (the shapes model's 8 x 8 image-code grid)
+
+
+def raster_key(o: Obj) -> tuple[int, float]:
+    """Where an object starts in raster order (image codes are generated row by row, left to right): the
+    code row of its top edge, then its left edge."""
+    x0, y0, _, _ = o.bbox
+    return min(RASTER_ROWS - 1, max(0, int(y0 * RASTER_ROWS))), x0
+
+
+def _in_raster_order(grouped: list[tuple[str | None, str, int]], objs: Iterable[Obj]
+                     ) -> list[tuple[str | None, str, int]]:
+    """Groups sorted by where their first member starts in raster order."""
+    objs = list(objs)
+
+    def first(g: tuple[str | None, str, int]) -> tuple[int, float]:
+        c, shape, _ = g
+        return min(raster_key(o) for o in objs if o.shape == shape and (c is None or o.color == c))
+
+    return sorted(grouped, key=first)
+
+
+def caption(scene: Scene, rng: np.random.Generator, dense: bool | None = None, with_color: bool | None = None,
+            order: str = "mixed") -> str:
+    """A true description of the scene: object groups, optionally with a spatial relation.
+
+    ``order``: "mixed" lists the groups in a fixed shape order or shuffled (half each); "raster" lists them in
+    the order the image's codes reach them (:func:`raster_key`), so that the first group named is the first
+    one generated (the relation phrase of a dense caption keeps its own order)."""
+    if order not in ORDERS:
+        raise ValueError(f"caption order must be one of {ORDERS}, got {order!r}")
     if with_color is None:
         with_color = rng.random() < 0.75
     if dense is None:
@@ -98,17 +127,23 @@ def caption(scene: Scene, rng: np.random.Generator, dense: bool | None = None, w
             rest = [o for o in scene.objects if o is not a and o is not b]
             if not rest:
                 return lead + rel
-            extra = [group_phrase(c, s, n) for c, s, n in groups(Scene(tuple(rest)), with_color)]
+            grouped = groups(Scene(tuple(rest)), with_color)
+            if order == "raster":
+                grouped = _in_raster_order(grouped, rest)
+            extra = [group_phrase(c, s, n) for c, s, n in grouped]
             return lead + rel + ", with " + join_list(extra) if rng.random() < 0.5 else \
                 lead + join_list(extra) + " and " + rel
-    parts = [group_phrase(c, s, n) for c, s, n in groups(scene, with_color)]
+    grouped = groups(scene, with_color)
+    if order == "raster":
+        return lead + join_list([group_phrase(c, s, n) for c, s, n in _in_raster_order(grouped, scene.objects)])
+    parts = [group_phrase(c, s, n) for c, s, n in grouped]
     if rng.random() < 0.5:
         order = rng.permutation(len(parts))
         parts = [parts[i] for i in order]
     return lead + join_list(parts)
 
 
-def noisy_caption(scene: Scene, rng: np.random.Generator) -> str:
+def noisy_caption(scene: Scene, rng: np.random.Generator, order: str = "mixed") -> str:
     """The "real" variant's alt-text: sometimes incomplete (a group left out) or partly wrong (a colour)."""
     objs = list(scene.objects)
     if len(objs) > 1 and rng.random() < 0.3:  # incomplete
@@ -118,7 +153,7 @@ def noisy_caption(scene: Scene, rng: np.random.Generator) -> str:
         o = objs[k]
         wrong = _pick(rng, [c for c in COLORS if c != o.color and not HELD_OUT.pair_held(c, o.shape)])
         objs[k] = Obj(o.shape, wrong, o.size, o.cx, o.cy)
-    return caption(Scene(tuple(objs)), rng, dense=rng.random() < 0.3)
+    return caption(Scene(tuple(objs)), rng, dense=rng.random() < 0.3, order=order)
 
 
 # ----------------------------------------------------------------------------- questions and answers
