@@ -97,6 +97,13 @@ def test_unreadable_image(tiny_ckpt, tmp_path, capsys):
 def test_data_shapes_and_score(tmp_path, capsys):
     assert main(["data", "shapes", "--task", "t2i", "--n", "5", "--out", str(tmp_path / "t"), "--quiet"]) == 0
     assert len((tmp_path / "t" / "t2i.jsonl").read_text().splitlines()) == 5
+    rows = {}
+    for order in ("mixed", "raster"):
+        assert main(["data", "shapes", "--task", "t2i", "--n", "40", "--out", str(tmp_path / order), "--quiet",
+                     "--caption-order", order]) == 0
+        rows[order] = [json.loads(x) for x in (tmp_path / order / "t2i.jsonl").read_text().splitlines()]
+    assert [r["scene"] for r in rows["mixed"]] == [r["scene"] for r in rows["raster"]]  # same scenes
+    assert [r["prompt"] for r in rows["mixed"]] != [r["prompt"] for r in rows["raster"]]  # other group orders
     assert main(["data", "shapes", "--task", "geneval", "--n", "2", "--out", str(tmp_path / "g"), "--quiet"]) == 0
     capsys.readouterr()
     assert main(["data", "score", str(tmp_path / "g" / "reference"), "--out", str(tmp_path / "r")]) == 0

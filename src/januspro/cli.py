@@ -126,7 +126,8 @@ def _cmd_data_shapes(args: argparse.Namespace) -> int:
 
     from .shapes.datasets import DataStyle, write_task
 
-    style = DataStyle(args.synthetic_jitter, args.single_turn_share, args.max_turns, args.hard_negatives)
+    style = DataStyle(args.synthetic_jitter, args.single_turn_share, args.max_turns, args.hard_negatives,
+                      args.caption_order)
     total = args.n * 6 if args.task == "geneval" else args.n
     with tqdm(total=total, desc=f"shapes {args.task}", unit="item", disable=args.quiet) as bar:
         path = write_task(args.task, args.out, args.n, args.seed, args.resolution, args.variant,
@@ -541,6 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--hard-negatives", type=float, default=0.0,
                     help="und: share of 'Is there ...?' questions about a near miss of a present object, i.e. "
                          "its shape in another colour or its colour on another shape (default: 0)")
+    sh.add_argument("--caption-order", choices=["mixed", "raster"], default="mixed",
+                    help="t2i: order of the object groups in a caption: 'mixed' (shape order or shuffled, half "
+                         "each) or 'raster' (where the image's codes reach them: top row first, left to right; "
+                         "default: mixed)")
     sh.add_argument("--quiet", action="store_true", help="no progress bar")
     sh.set_defaults(func=_cmd_data_shapes)
     sc = dsub.add_parser("score", help="score a GenEval-layout folder with the exact shapes detector",
