@@ -78,3 +78,25 @@ def test_recipe_reused_vq_is_recorded(tmp_path):
     parts = recipe.run(only=["vq", "vq_polish"])["parts"]
     assert parts["vq"] == {"seconds": 60.0, "steps": 3, "reused": str(weights)}  # the kept record
     assert parts["vq_polish"]["seconds"] == 0.0 and parts["vq_polish"]["reused"] == str(weights)  # none kept
+
+
+def test_recipe_stage3_captions_can_use_another_group_order(tmp_path):
+    from pathlib import Path
+
+    from januspro.shapes.datasets import DataStyle, t2i_item
+    from januspro.training.recipe import Recipe
+
+    recipe = Recipe(tmp_path / "r", data_scale=0.0005, eval_items=1, progress=False, sft_caption_order="raster")
+    record = recipe.part_data()
+    assert record["sft_caption_order"] == "raster"
+    t2i = [json.loads(x) for x in (recipe.data / "t2i" / "t2i.jsonl").read_text().splitlines()]
+    sft = [json.loads(x) for x in (recipe.data / "t2i" / "t2i_synthetic.jsonl").read_text().splitlines()]
+    clean = [r for r in t2i if r["variant"] == "synthetic"]
+    assert [r["image"] for r in sft] == [r["image"] for r in clean] and len(sft) == 50
+    raster = DataStyle(caption_order="raster")
+    for r in sft:
+        index = int(Path(r["image"]).stem.rsplit("_", 1)[1])
+        assert r["prompt"] == t2i_item(0, index, "synthetic", raster)[0]
+    assert [r["prompt"] for r in sft] != [r["prompt"] for r in clean]  # Stage II's captions keep the mixed order
+    with pytest.raises(RecipeError, match="sft_caption_order"):
+        Recipe(tmp_path / "bad", sft_caption_order="up")

@@ -145,7 +145,7 @@ def _cmd_data_score(args: argparse.Namespace) -> int:
 
 
 def _recipe_parser() -> argparse.ArgumentParser:
-    from .training.recipe import ORDER
+    from .training.recipe import ORDER, Recipe
 
     p = argparse.ArgumentParser(
         prog="januspro train recipe",
@@ -163,6 +163,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-scale", type=float, default=1.0, help="multiply the dataset sizes (default: 1)")
     p.add_argument("--eval-items", type=int, default=24,
                    help="GenEval prompts per category (POPE images: 4x, VQA questions: 12x; default: 24)")
+    p.add_argument("--sft-caption-order", choices=["mixed", "raster"], default=None,
+                   help="order of the object groups in Stage III's clean captions: 'raster' names them in the "
+                        "order the image codes reach them, 'mixed' in shape order or shuffled (Stage II's data "
+                        "is always mixed; default: the recipe's, " + Recipe.sft_caption_order + ")")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -175,8 +179,9 @@ def _cmd_recipe(argv: list[str]) -> int:
     args = _recipe_parser().parse_args(argv)
     if args.data_scale <= 0 or args.eval_items < 1:
         raise SystemExit("error: --data-scale must be > 0 and --eval-items >= 1")
+    order = {"sft_caption_order": args.sft_caption_order} if args.sft_caption_order else {}
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
-                    eval_items=args.eval_items, progress=not args.quiet)
+                    eval_items=args.eval_items, progress=not args.quiet, **order)
     state = recipe.run(until=args.until, only=args.only or None)
     total = sum(p["seconds"] for p in state["parts"].values())
     print(f"recipe parts done: {', '.join(state['parts'])} ({total / 60:.1f} min in all); see {args.out}/recipe.json")

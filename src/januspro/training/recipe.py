@@ -93,6 +93,15 @@ class Recipe:
     # the training-data design; the plain data made the shipped model. A canonical-layout / multi-question /
     # near-miss style was worse at the compute it got (artifacts/experiments/canonical-style/README.md)
     style: DataStyle = field(default_factory=DataStyle)
+    # Stage III's clean captions list their object groups in this order (DataStyle.caption_order); Stage II's
+    # text-to-image data keeps the style's own order
+    sft_caption_order: str = "raster"
+
+    def __post_init__(self) -> None:
+        from ..shapes.language import ORDERS
+
+        if self.sft_caption_order not in ORDERS:
+            raise RecipeError(f"sft_caption_order must be one of {ORDERS}, got {self.sft_caption_order!r}")
 
     @property
     def data(self) -> Path:
@@ -165,9 +174,9 @@ class Recipe:
         return {**(record or {"seconds": 0.0, "note": "time not recorded with the weights"}), "reused": str(self.vq)}
 
     def part_data(self) -> dict[str, Any]:
-        from dataclasses import asdict
+        from dataclasses import asdict, replace
 
-        from ..shapes.datasets import write_task
+        from ..shapes.datasets import t2i_item, write_task
 
         sizes = {k: max(8, int(v * self.data_scale)) for k, v in DATA_SIZES.items()}
         style = self.style
@@ -180,11 +189,21 @@ class Recipe:
             write_task(task, self.data / task, n, seed=0, variant="mixed" if task == "t2i" else "synthetic",
                        style=style)
             stamp.write_text(want)
-        # Stage III trains generation on clean captions only
-        rows = [line for line in open(self.data / "t2i" / "t2i.jsonl") if '"variant": "synthetic"' in line]
+        # Stage III trains generation on clean captions only (re-captioned when it lists groups in another order)
+        sft = replace(style, caption_order=self.sft_caption_order)
+        rows = []
+        for line in open(self.data / "t2i" / "t2i.jsonl"):
+            if '"variant": "synthetic"' not in line:
+                continue
+            if sft != style:
+                row = json.loads(line)
+                index = int(Path(row["image"]).stem.rsplit("_", 1)[1])
+                row["prompt"] = t2i_item(0, index, "synthetic", sft)[0]
+                line = json.dumps(row) + "\n"
+            rows.append(line)
         (self.data / "t2i" / "t2i_synthetic.jsonl").write_text("".join(rows))
         write_eval_suites(self.data / "eval", self.eval_items)
-        return {"items": sizes, "style": asdict(style)}
+        return {"items": sizes, "style": asdict(style), "sft_caption_order": self.sft_caption_order}
 
     def part_tokenizer(self) -> dict[str, Any]:
         from ..shapes.tokenizer import build_shapes_tokenizer

@@ -246,6 +246,12 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
                      f"stays jittered); understanding chats of up to {style['max_turns']} questions "
                      f"({style['single_turn_share']:.0%} ask one); {style['hard_negatives']:.0%} of the absent "
                      "objects asked about are near misses of present ones.")
+        orders = {"mixed": "in a fixed shape order or shuffled", "raster": "in raster order (the order the image "
+                  "codes reach them: top code row first, left to right)"}
+        sft = parts["data"].get("sft_caption_order", "mixed")
+        notes.append(f"- Captions list their object groups {orders.get(style.get('caption_order', 'mixed'), '?')} "
+                     f"in Stage II's text-to-image data and {orders.get(sft, '?')} in Stage III's clean captions "
+                     "(`Recipe.sft_caption_order`).")
     if vq_source:
         notes.append(f"- VQ tokenizer: the trained weights `{vq_source}` were reused, not retrained in this run; the "
                      "vq and vq_polish rows below are the run that trained them (`recipe_parts.json` beside the "
