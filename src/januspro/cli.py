@@ -145,6 +145,7 @@ def _cmd_data_score(args: argparse.Namespace) -> int:
 
 
 def _recipe_parser() -> argparse.ArgumentParser:
+    from .shapes.language import ORDERS
     from .training.recipe import ORDER, Recipe
 
     p = argparse.ArgumentParser(
@@ -163,10 +164,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-scale", type=float, default=1.0, help="multiply the dataset sizes (default: 1)")
     p.add_argument("--eval-items", type=int, default=24,
                    help="GenEval prompts per category (POPE images: 4x, VQA questions: 12x; default: 24)")
-    p.add_argument("--sft-caption-order", choices=["mixed", "raster"], default=None,
+    p.add_argument("--sft-caption-order", choices=ORDERS, default=Recipe.sft_caption_order,
                    help="order of the object groups in Stage III's clean captions: 'raster' names them in the "
                         "order the image codes reach them, 'mixed' in shape order or shuffled (Stage II's data "
-                        "is always mixed; default: the recipe's, " + Recipe.sft_caption_order + ")")
+                        "keeps the mixed order; default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -179,9 +180,8 @@ def _cmd_recipe(argv: list[str]) -> int:
     args = _recipe_parser().parse_args(argv)
     if args.data_scale <= 0 or args.eval_items < 1:
         raise SystemExit("error: --data-scale must be > 0 and --eval-items >= 1")
-    order = {"sft_caption_order": args.sft_caption_order} if args.sft_caption_order else {}
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
-                    eval_items=args.eval_items, progress=not args.quiet, **order)
+                    eval_items=args.eval_items, progress=not args.quiet, sft_caption_order=args.sft_caption_order)
     state = recipe.run(until=args.until, only=args.only or None)
     total = sum(p["seconds"] for p in state["parts"].values())
     print(f"recipe parts done: {', '.join(state['parts'])} ({total / 60:.1f} min in all); see {args.out}/recipe.json")
@@ -362,6 +362,8 @@ def _add_image_sampling_args(p: argparse.ArgumentParser, with_n: bool = True) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .shapes.language import ORDERS
+
     p = argparse.ArgumentParser(
         prog="januspro",
         description="Janus-Pro in PyTorch: load the released checkpoints, convert between layouts, and more.")
@@ -547,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--hard-negatives", type=float, default=0.0,
                     help="und: share of 'Is there ...?' questions about a near miss of a present object, i.e. "
                          "its shape in another colour or its colour on another shape (default: 0)")
-    sh.add_argument("--caption-order", choices=["mixed", "raster"], default="mixed",
+    sh.add_argument("--caption-order", choices=ORDERS, default="mixed",
                     help="t2i: order of the object groups in a caption: 'mixed' (shape order or shuffled, half "
                          "each) or 'raster' (where the image's codes reach them: top row first, left to right; "
                          "default: mixed)")

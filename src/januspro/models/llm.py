@@ -197,12 +197,10 @@ class DecoderLM(nn.Module):
         else:
             cos, sin = rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_theta, inputs_embeds.dtype)
         x = inputs_embeds
-        if last_only and not self.layers:
-            x = x[:, -1:]
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, i, cache, cache_positions, kv_len, last_only and i == last)
-        return self.norm(x)
+        return self.norm(x[:, -1:] if last_only else x)  # (the last layer already returned one row)
 
 
 def attention_mask(key_padding: torch.Tensor, query_positions: torch.Tensor) -> torch.Tensor:

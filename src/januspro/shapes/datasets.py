@@ -58,6 +58,16 @@ def item_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, stream, index])
 
 
+def image_name(task: str, i: int) -> str:
+    """Path (relative to the task's JSONL) of item ``i``'s image."""
+    return f"images/{task}_{i:07d}.png"
+
+
+def item_index(name: str) -> int:
+    """The item index an :func:`image_name` encodes."""
+    return int(Path(name).stem.rsplit("_", 1)[1])
+
+
 def _save_png(arr: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path, format="PNG", optimize=False, compress_level=6)
@@ -135,7 +145,7 @@ def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: in
             for i in range(n):
                 row, scene = _record(task, seed, i, variant, style)
                 if scene is not None:
-                    name = f"images/{task}_{i:07d}.png"
+                    name = image_name(task, i)
                     _save_png(render(scene, resolution), out / name)
                     if task == "und":
                         row["images"] = [name]
@@ -175,6 +185,22 @@ def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: in
         items = pope_questions(scenes, names, split, per_scene=2, seed=seed)
         write_jsonl([it.to_json() for it in items], out / f"pope_{split}.jsonl")
     return out / "pope_random.jsonl"
+
+
+def clean_t2i_rows(jsonl: str | Path, seed: int = 0, style: DataStyle | None = None) -> list[str]:
+    """The clean ("synthetic") lines of a ``t2i.jsonl`` written by :func:`write_task` with ``seed``; with
+    ``style``, each prompt is drawn again in that style (same scene and image: an item's generator draws the
+    scene before the caption, so only the wording can differ, e.g. another ``caption_order``)."""
+    rows = []
+    for line in open(jsonl):
+        if '"variant": "synthetic"' not in line:
+            continue
+        if style is not None:
+            row = json.loads(line)
+            row["prompt"] = t2i_item(seed, item_index(row["image"]), "synthetic", style)[0]
+            line = json.dumps(row) + "\n"
+        rows.append(line)
+    return rows
 
 
 def held_out_violations(rows: list[dict]) -> list[str]:

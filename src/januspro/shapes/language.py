@@ -105,6 +105,15 @@ def _in_raster_order(grouped: list[tuple[str | None, str, int]], objs: Iterable[
     return sorted(grouped, key=first)
 
 
+def _group_phrases(objs: tuple[Obj, ...], with_color: bool, order: str) -> list[str]:
+    """"a red circle", "two squares", ... for the groups of ``objs``: in :func:`groups`' shape order, or in
+    raster order."""
+    grouped = groups(Scene(objs), with_color)
+    if order == "raster":
+        grouped = _in_raster_order(grouped, objs)
+    return [group_phrase(c, s, n) for c, s, n in grouped]
+
+
 def caption(scene: Scene, rng: np.random.Generator, dense: bool | None = None, with_color: bool | None = None,
             order: str = "mixed") -> str:
     """A true description of the scene: object groups, optionally with a spatial relation.
@@ -124,22 +133,16 @@ def caption(scene: Scene, rng: np.random.Generator, dense: bool | None = None, w
         if pairs:
             a, r, b = pairs[int(rng.integers(len(pairs)))]
             rel = f"{ref_phrase(a, scene, rng)} {_pick(rng, REL_PHRASES[r])} {ref_phrase(b, scene, rng)}"
-            rest = [o for o in scene.objects if o is not a and o is not b]
+            rest = tuple(o for o in scene.objects if o is not a and o is not b)
             if not rest:
                 return lead + rel
-            grouped = groups(Scene(tuple(rest)), with_color)
-            if order == "raster":
-                grouped = _in_raster_order(grouped, rest)
-            extra = [group_phrase(c, s, n) for c, s, n in grouped]
+            extra = _group_phrases(rest, with_color, order)
             return lead + rel + ", with " + join_list(extra) if rng.random() < 0.5 else \
                 lead + join_list(extra) + " and " + rel
-    grouped = groups(scene, with_color)
-    if order == "raster":
-        return lead + join_list([group_phrase(c, s, n) for c, s, n in _in_raster_order(grouped, scene.objects)])
-    parts = [group_phrase(c, s, n) for c, s, n in grouped]
-    if rng.random() < 0.5:
-        order = rng.permutation(len(parts))
-        parts = [parts[i] for i in order]
+    parts = _group_phrases(scene.objects, with_color, order)
+    if order == "mixed" and rng.random() < 0.5:
+        perm = rng.permutation(len(parts))
+        parts = [parts[i] for i in perm]
     return lead + join_list(parts)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +98,14 @@ class Recipe:
     sft_caption_order: str = "raster"
 
     def __post_init__(self) -> None:
-        from ..shapes.language import ORDERS
+        try:
+            self.sft_style()
+        except ValueError as e:
+            raise RecipeError(f"sft_caption_order={self.sft_caption_order!r}: {e}") from None
 
-        if self.sft_caption_order not in ORDERS:
-            raise RecipeError(f"sft_caption_order must be one of {ORDERS}, got {self.sft_caption_order!r}")
+    def sft_style(self) -> DataStyle:
+        """The data style of Stage III's clean captions."""
+        return replace(self.style, caption_order=self.sft_caption_order)
 
     @property
     def data(self) -> Path:
@@ -174,9 +178,9 @@ class Recipe:
         return {**(record or {"seconds": 0.0, "note": "time not recorded with the weights"}), "reused": str(self.vq)}
 
     def part_data(self) -> dict[str, Any]:
-        from dataclasses import asdict, replace
+        from dataclasses import asdict
 
-        from ..shapes.datasets import t2i_item, write_task
+        from ..shapes.datasets import clean_t2i_rows, write_task
 
         sizes = {k: max(8, int(v * self.data_scale)) for k, v in DATA_SIZES.items()}
         style = self.style
@@ -190,17 +194,8 @@ class Recipe:
                        style=style)
             stamp.write_text(want)
         # Stage III trains generation on clean captions only (re-captioned when it lists groups in another order)
-        sft = replace(style, caption_order=self.sft_caption_order)
-        rows = []
-        for line in open(self.data / "t2i" / "t2i.jsonl"):
-            if '"variant": "synthetic"' not in line:
-                continue
-            if sft != style:
-                row = json.loads(line)
-                index = int(Path(row["image"]).stem.rsplit("_", 1)[1])
-                row["prompt"] = t2i_item(0, index, "synthetic", sft)[0]
-                line = json.dumps(row) + "\n"
-            rows.append(line)
+        sft = self.sft_style()
+        rows = clean_t2i_rows(self.data / "t2i" / "t2i.jsonl", 0, sft if sft != style else None)
         (self.data / "t2i" / "t2i_synthetic.jsonl").write_text("".join(rows))
         write_eval_suites(self.data / "eval", self.eval_items)
         return {"items": sizes, "style": asdict(style), "sft_caption_order": self.sft_caption_order}
