@@ -380,3 +380,22 @@ def test_raster_order_captions_name_groups_where_the_image_codes_reach_them():
         caption(scene, np.random.default_rng(0), order="sideways")
     with pytest.raises(ValueError, match="caption_order"):
         DataStyle(caption_order="sideways")
+
+
+def test_raster_recaption_of_a_mixed_dataset_equals_one_written_in_raster(tmp_path):
+    # a caption draws the same random numbers in either order, so the generator's later draws (the "real"
+    # variant's jitter and specks) and so the images do not depend on the order
+    from januspro.shapes.datasets import t2i_rows, write_task
+
+    raster = DataStyle(caption_order="raster")
+    write_task("t2i", tmp_path / "mixed", 24, seed=3, variant="mixed")
+    write_task("t2i", tmp_path / "raster", 24, seed=3, variant="mixed", style=raster)
+    mixed_rows = [json.loads(line) for line in open(tmp_path / "mixed" / "t2i.jsonl")]
+    assert {r["variant"] for r in mixed_rows} == {"synthetic", "real"}
+    recaptioned = t2i_rows(tmp_path / "mixed" / "t2i.jsonl", 3, raster)
+    assert "".join(recaptioned) == (tmp_path / "raster" / "t2i.jsonl").read_text()
+    assert any(json.loads(a)["prompt"] != b["prompt"] for a, b in zip(recaptioned, mixed_rows, strict=True))
+    for r in mixed_rows:
+        assert (tmp_path / "mixed" / r["image"]).read_bytes() == (tmp_path / "raster" / r["image"]).read_bytes()
+    real = t2i_rows(tmp_path / "mixed" / "t2i.jsonl", 3, variants=("real",))
+    assert len(real) == 12 and all('"variant": "real"' in line for line in real)

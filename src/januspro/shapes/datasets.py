@@ -187,20 +187,28 @@ def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: in
     return out / "pope_random.jsonl"
 
 
-def clean_t2i_rows(jsonl: str | Path, seed: int = 0, style: DataStyle | None = None) -> list[str]:
-    """The clean ("synthetic") lines of a ``t2i.jsonl`` written by :func:`write_task` with ``seed``; with
-    ``style``, each prompt is drawn again in that style (same scene and image: an item's generator draws the
-    scene before the caption, so only the wording can differ, e.g. another ``caption_order``)."""
+def t2i_rows(jsonl: str | Path, seed: int = 0, style: DataStyle | None = None,
+             variants: tuple[str, ...] = ("synthetic", "real")) -> list[str]:
+    """The lines of a ``t2i.jsonl`` written by :func:`write_task` with ``seed`` whose variant is in
+    ``variants``; with ``style``, each prompt is drawn again in that style. The images stay valid: an item's
+    generator draws the scene before the caption, and a caption draws the same numbers in either order, so only
+    the wording can differ (e.g. another ``caption_order``) and the result equals a dataset written in that
+    style from the start."""
     rows = []
     for line in open(jsonl):
-        if '"variant": "synthetic"' not in line:
+        row = json.loads(line)
+        if row["variant"] not in variants:
             continue
         if style is not None:
-            row = json.loads(line)
-            row["prompt"] = t2i_item(seed, item_index(row["image"]), "synthetic", style)[0]
+            row["prompt"] = t2i_item(seed, item_index(row["image"]), row["variant"], style)[0]
             line = json.dumps(row) + "\n"
         rows.append(line)
     return rows
+
+
+def clean_t2i_rows(jsonl: str | Path, seed: int = 0, style: DataStyle | None = None) -> list[str]:
+    """The clean ("synthetic") lines of a ``t2i.jsonl`` (see :func:`t2i_rows`)."""
+    return t2i_rows(jsonl, seed, style, ("synthetic",))
 
 
 def held_out_violations(rows: list[dict]) -> list[str]:

@@ -140,9 +140,12 @@ def caption(scene: Scene, rng: np.random.Generator, dense: bool | None = None, w
             return lead + rel + ", with " + join_list(extra) if rng.random() < 0.5 else \
                 lead + join_list(extra) + " and " + rel
     parts = _group_phrases(scene.objects, with_color, order)
-    if order == "mixed" and rng.random() < 0.5:
+    # both orders draw the shuffle, so that a caption's order never changes what the generator draws after it
+    # (the "real" variant's jitter): a raster re-caption of a mixed-order dataset describes the same images
+    if rng.random() < 0.5:
         perm = rng.permutation(len(parts))
-        parts = [parts[i] for i in perm]
+        if order == "mixed":
+            parts = [parts[i] for i in perm]
     return lead + join_list(parts)
 
 
