@@ -85,11 +85,53 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _no_grad_needed(x):
+            return self.upsample_conv(x)
         if x.dtype in (torch.float16, torch.bfloat16):  # nearest upsampling in fp32, as the official code
             x = F.interpolate(x.float(), scale_factor=2.0, mode="nearest").to(x.dtype)
         else:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         return self.conv(x)
+
+    def phase_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 3x3 convolution of the 2x nearest-upsampled input as four 2x2 convolutions of the input itself,
+        one per output phase (row parity, column parity), stacked along the output channels: a phase's rows of
+        the upsampled input repeat input rows, so kernel taps that land on the same input row (or column) add."""
+        dtype = self.conv.weight.dtype
+        acc = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype  # the tap sums in fp32 or wider
+        w = self.conv.weight.to(acc)  # [O, I, 3, 3]
+
+        def fold(t: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+            a, b, c = t.unbind(dim)
+            return torch.stack([a, b + c], dim), torch.stack([a + b, c], dim)  # even phase, odd phase
+
+        rows = fold(w, 2)
+        phases = [p for r in rows for p in fold(r, 3)]  # (0, 0), (0, 1), (1, 0), (1, 1)
+        bias = self.conv.bias.repeat(4) if self.conv.bias is not None else None
+        return torch.cat(phases).to(dtype), bias
+
+    def upsample_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """``conv(nearest_upsample_2x(x))`` without the upsampled tensor: 16 instead of 36 multiply-adds per
+        output value and no interpolation pass (about 2x faster on CPU, equal up to float rounding)."""
+        b, _, h, w = x.shape
+        weight, bias = self.phase_weights()
+        out = F.conv2d(x, weight, bias, padding=1)  # [B, 4*O, H+1, W+1]
+        o = out.shape[1] // 4
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            # keep channels-last (what the attention block's output has): oneDNN's convolutions that follow
+            # run faster in it, and the plain path keeps it too
+            nhwc = out.permute(0, 2, 3, 1).contiguous().view(b, h + 1, w + 1, 2, 2, o)
+            y = x.new_empty(b, h, 2, w, 2, o)
+            for py in (0, 1):
+                for px in (0, 1):
+                    y[:, :, py, :, px] = nhwc[:, py:py + h, px:px + w, py, px]
+            return y.view(b, 2 * h, 2 * w, o).permute(0, 3, 1, 2)
+        nchw = out.view(b, 2, 2, o, h + 1, w + 1)
+        y = x.new_empty(b, o, h, 2, w, 2)
+        for py in (0, 1):
+            for px in (0, 1):
+                y[:, :, :, py, :, px] = nchw[:, py, px, :, py:py + h, px:px + w]
+        return y.view(b, o, 2 * h, 2 * w)
 
 
 class _Level(nn.Module):
