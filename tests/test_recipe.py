@@ -100,3 +100,20 @@ def test_recipe_stage3_captions_can_use_another_group_order(tmp_path):
     assert [r["prompt"] for r in sft] != [r["prompt"] for r in clean]  # Stage II's captions keep the mixed order
     with pytest.raises(RecipeError, match="sft_caption_order"):
         Recipe(tmp_path / "bad", sft_caption_order="up")
+
+
+def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
+    from januspro.shapes.datasets import DataStyle, t2i_rows
+
+    out = tmp_path / "r"
+    argv = ["train", "recipe", "shapes", "--out", str(out), "--until", "data", "--data-scale", "0.0005",
+            "--eval-items", "1", "--quiet", "--caption-order", "raster", "--sft-caption-order", "mixed"]
+    assert main(argv) == 0
+    assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["style"]["caption_order"] == "raster"
+    t2i = out / "data" / "t2i" / "t2i.jsonl"
+    rows = t2i.read_text().splitlines(keepends=True)
+    assert {json.loads(r)["variant"] for r in rows} == {"synthetic", "real"}
+    assert rows == t2i_rows(t2i, 0, DataStyle(caption_order="raster"))  # every caption in raster order
+    mixed = t2i_rows(t2i, 0, DataStyle(caption_order="mixed"), ("synthetic",))
+    assert mixed != t2i_rows(t2i, 0, variants=("synthetic",))  # the two orders differ on these scenes
+    assert (out / "data" / "t2i" / "t2i_synthetic.jsonl").read_text() == "".join(mixed)

@@ -164,15 +164,19 @@ def _recipe_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-scale", type=float, default=1.0, help="multiply the dataset sizes (default: 1)")
     p.add_argument("--eval-items", type=int, default=24,
                    help="GenEval prompts per category (POPE images: 4x, VQA questions: 12x; default: 24)")
+    p.add_argument("--caption-order", choices=ORDERS, default=Recipe.default_style().caption_order,
+                   help="order of the object groups in the text-to-image captions (Stage II's data, both the "
+                        "clean and the noisy half): 'raster' names them in the order the image codes reach them, "
+                        "'mixed' in shape order or shuffled (default: %(default)s)")
     p.add_argument("--sft-caption-order", choices=ORDERS, default=Recipe.sft_caption_order,
-                   help="order of the object groups in Stage III's clean captions: 'raster' names them in the "
-                        "order the image codes reach them, 'mixed' in shape order or shuffled (Stage II's data "
-                        "keeps the mixed order; default: %(default)s)")
+                   help="the same for Stage III's clean captions (re-captioned from the same scenes when it "
+                        "differs from --caption-order; default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 def _cmd_recipe(argv: list[str]) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
     from .training.recipe import Recipe, parse_sets
@@ -180,8 +184,10 @@ def _cmd_recipe(argv: list[str]) -> int:
     args = _recipe_parser().parse_args(argv)
     if args.data_scale <= 0 or args.eval_items < 1:
         raise SystemExit("error: --data-scale must be > 0 and --eval-items >= 1")
+    style = replace(Recipe.default_style(), caption_order=args.caption_order)
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
-                    eval_items=args.eval_items, progress=not args.quiet, sft_caption_order=args.sft_caption_order)
+                    eval_items=args.eval_items, progress=not args.quiet, style=style,
+                    sft_caption_order=args.sft_caption_order)
     state = recipe.run(until=args.until, only=args.only or None)
     total = sum(p["seconds"] for p in state["parts"].values())
     print(f"recipe parts done: {', '.join(state['parts'])} ({total / 60:.1f} min in all); see {args.out}/recipe.json")

@@ -92,7 +92,7 @@ class Recipe:
     log: Callable[[str], None] = print
     # the training-data design; the plain data made the shipped model. A canonical-layout / multi-question /
     # near-miss style was worse at the compute it got (artifacts/experiments/canonical-style/README.md)
-    style: DataStyle = field(default_factory=DataStyle)
+    style: DataStyle = field(default_factory=lambda: Recipe.default_style())
     # Stage III's clean captions list their object groups in this order (DataStyle.caption_order); Stage II's
     # text-to-image data keeps the style's own order
     sft_caption_order: str = "raster"
@@ -102,6 +102,11 @@ class Recipe:
             self.sft_style()
         except ValueError as e:
             raise RecipeError(f"sft_caption_order={self.sft_caption_order!r}: {e}") from None
+
+    @staticmethod
+    def default_style() -> DataStyle:
+        """The data style the shipped model was trained with."""
+        return DataStyle()
 
     def sft_style(self) -> DataStyle:
         """The data style of Stage III's clean captions."""
