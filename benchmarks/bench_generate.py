@@ -10,6 +10,7 @@ benchmarks/RESULTS.md.
     python benchmarks/bench_generate.py                       # tiny + Janus-Pro-1B widths (2 layers), fp32
     python benchmarks/bench_generate.py --dtypes fp32,bf16 --layers 4
     python benchmarks/bench_generate.py --device cuda --dtypes bf16 --layers 24
+    python benchmarks/bench_generate.py --configs 1b --tasks understanding --repeat 5
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from januspro.models.linear import choices as linear_choices  # noqa: E402
 from januspro.processing.processor import ChatBatch  # noqa: E402
 
 BOS, EOS, PAD, BOI, EOI, IMG = 1, 2, 0, 5, 6, 7
+TASKS = ("t2i", "understanding")
+MODES = ("eager", "compiled")
 
 
 @dataclass
@@ -169,7 +172,7 @@ def roofline(step_s: float, mem_s: float, compute_s: float) -> str:
 
 
 def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, flops: float, new_tokens: int,
-                 modes: list[str]) -> list[dict]:
+                 modes: list[str], tasks: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         hf, ours = build_pair(s, dtype, device, Path(tmp))
     g = torch.Generator().manual_seed(0)
@@ -177,7 +180,7 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, flops: f
     num_tokens = ours.cfg.vq.num_tokens
     rows = []
     one = generate_codes(ours, [prompt], None, ImageGenParams(cfg_weight=1.0, temperature=0), PAD)
-    for n in (1, 8):
+    for n in (1, 8) if "t2i" in tasks else ():
         ids = torch.tensor([prompt], device=device)
         codes = one.repeat(n, 1)
         with torch.inference_mode():  # the n images of a request decoded in one call by each implementation
@@ -215,6 +218,8 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, flops: f
                 "roofline": f"{roofline(step_ours, mem_s, compute_s)} at {bw_row:.0f} GB/s",
             })
         gc.collect()
+    if "understanding" not in tasks:
+        return rows
     # understanding: one image + text, greedy
     grid = s.image // s.patch
     text_ids = torch.randint(10, min(s.vocab, 30000), (30,), generator=g).tolist()
@@ -264,8 +269,17 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--modes", default="eager,compiled",
                     help="our decode-step modes to time: eager, compiled (torch.compile, CUDA graphs on GPU)")
+    ap.add_argument("--tasks", default="t2i,understanding",
+                    help="comma list of what to time: t2i (image generation), understanding (TTFT, tokens/s)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = ap.parse_args()
+    tasks = args.tasks.split(",")
+    for name, given, known in (("--tasks", tasks, TASKS), ("--modes", args.modes.split(","), MODES),
+                               ("--configs", args.configs.split(","), ("tiny", "1b")),
+                               ("--dtypes", args.dtypes.split(","), ("fp32", "bf16", "fp16"))):
+        bad = [x for x in given if x not in known]
+        if bad:
+            ap.error(f"{name}: unknown {', '.join(bad)} (choose from {', '.join(known)})")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     bw = bandwidth_gbs(args.device)
     rows, peaks = [], {}
@@ -275,7 +289,7 @@ def main() -> None:
             s = specs(args.layers)[cname]
             print(f"benchmarking {s.name} {dname} on {args.device} ...", flush=True)
             rows += bench_config(s, dtypes[dname], args.device, args.repeat, peaks[dname], args.new_tokens,
-                                 args.modes.split(","))
+                                 args.modes.split(","), tasks)
     cols = ["config", "dtype", "task", "ours", "transformers", "ratio", "roofline"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     table = head + "".join("| " + " | ".join(r[c] for c in cols) + " |\n" for r in rows)
