@@ -1,11 +1,15 @@
 """Linear shape / colour probe on frozen understanding-ViT features of single-object scenes.
 
-    python artifacts/experiments/siglip-shape-probe/probe.py [VIT.safetensors]   (repo root; ~2 min on 2 cores)
+    python artifacts/experiments/siglip-shape-probe/probe.py [VIT.safetensors | MODEL_DIR]   (repo root; ~2 min)
 
-With a ViT state dict (e.g. the output of hardneg_siglip.py) it probes that encoder instead of the whole table.
+Without an argument: the whole table for the shipped janus-pro-shapes (its ViT, after the aligner, a random
+init, raw pixels). With a ViT state dict (e.g. the output of hardneg_siglip.py) it probes that encoder in the
+shipped model's architecture; with a model folder (e.g. a siglip run's OUT/model) it probes that folder's ViT,
+rendering the scenes at that ViT's own resolution.
 """
 import copy
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,10 +21,13 @@ from januspro.shapes.world import COLORS, SHAPES, SceneSpec, sample_scene
 
 N, TRAIN = 3000, 2000
 torch.manual_seed(0)
-model = load_model("src/januspro/assets/janus-pro-shapes").eval()
+arg = sys.argv[1] if len(sys.argv) > 1 else ""
+from_folder = bool(arg) and Path(arg).is_dir()
+model = load_model(arg if from_folder else "src/januspro/assets/janus-pro-shapes", dtype="fp32").eval()
+res = model.cfg.vision.image_size
 rng = np.random.default_rng(0)
 scenes = [sample_scene(rng, SceneSpec(n_objects=1), held_out=None) for _ in range(N)]
-px = (torch.from_numpy(np.stack([render(s) for s in scenes])).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+px = (torch.from_numpy(np.stack([render(s, res) for s in scenes])).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
 shape_y = torch.tensor([SHAPES.index(s.objects[0].shape) for s in scenes])
 colour_y = torch.tensor([list(COLORS).index(s.objects[0].color) for s in scenes])
 
@@ -45,14 +52,21 @@ def probe(x: torch.Tensor, y: torch.Tensor, k: int, steps: int = 400) -> float:
     return ((x[TRAIN:] @ w + b).argmax(1) == y[TRAIN:]).float().mean().item()
 
 
-if len(sys.argv) > 1:
-    from safetensors.torch import load_file
-
-    given = copy.deepcopy(model.vision)
-    given.load_state_dict(load_file(sys.argv[1]))
-    x = feats(given)
-    for name, f in [("given mean", x.mean(1)), ("given flat", x)]:
+def report(rows) -> None:
+    for name, f in rows:
         print(f"{name:18s} shape {probe(f, shape_y, 4):.3f}  colour {probe(f, colour_y, 6):.3f}", flush=True)
+
+
+if arg:
+    given = model.vision
+    if not from_folder:
+        from safetensors.torch import load_file
+
+        given = copy.deepcopy(model.vision)
+        given.load_state_dict(load_file(arg))
+    x = feats(given)
+    print(f"ViT at {res} px, patch {model.cfg.vision.patch_size}")
+    report([("given mean", x.mean(1)), ("given flat", x)])
     sys.exit(0)
 trained = feats(model.vision)
 random_vit = copy.deepcopy(model.vision)
@@ -61,6 +75,5 @@ for p in random_vit.parameters():
         torch.nn.init.normal_(p, std=0.02)
 rand = feats(random_vit)
 aligned = feats(lambda p: model.aligner(model.vision(p)))
-for name, x in [("trained mean", trained.mean(1)), ("trained flat", trained), ("aligner flat", aligned),
-                ("random-init mean", rand.mean(1)), ("random-init flat", rand), ("pixels", px)]:
-    print(f"{name:18s} shape {probe(x, shape_y, 4):.3f}  colour {probe(x, colour_y, 6):.3f}", flush=True)
+report([("trained mean", trained.mean(1)), ("trained flat", trained), ("aligner flat", aligned),
+        ("random-init mean", rand.mean(1)), ("random-init flat", rand), ("pixels", px)])
