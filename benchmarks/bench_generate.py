@@ -47,6 +47,7 @@ from januspro.processing.processor import ChatBatch  # noqa: E402
 BOS, EOS, PAD, BOI, EOI, IMG = 1, 2, 0, 5, 6, 7
 TASKS = ("t2i", "understanding")
 MODES = ("eager", "compiled")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -175,12 +176,21 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, flops: f
                  modes: list[str], tasks: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         hf, ours = build_pair(s, dtype, device, Path(tmp))
+    rows = bench_t2i(s, hf, ours, device, repeat, flops, modes) if "t2i" in tasks else []
+    if "understanding" in tasks:
+        rows.append(bench_understanding(s, hf, ours, device, repeat, new_tokens))
+    return rows
+
+
+def bench_t2i(s: Spec, hf, ours, device: str, repeat: int, flops: float, modes: list[str]) -> list[dict]:
+    """Text-to-image rows: n = 1 and n = 8 with CFG, each of our ``modes`` against transformers."""
+    dtype = ours.lm_head.weight.dtype
     g = torch.Generator().manual_seed(0)
     prompt = [BOS] + torch.randint(10, min(s.vocab, 30000), (24,), generator=g).tolist() + [BOI]
     num_tokens = ours.cfg.vq.num_tokens
     rows = []
     one = generate_codes(ours, [prompt], None, ImageGenParams(cfg_weight=1.0, temperature=0), PAD)
-    for n in (1, 8) if "t2i" in tasks else ():
+    for n in (1, 8):
         ids = torch.tensor([prompt], device=device)
         codes = one.repeat(n, 1)
         with torch.inference_mode():  # the n images of a request decoded in one call by each implementation
@@ -218,9 +228,13 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, flops: f
                 "roofline": f"{roofline(step_ours, mem_s, compute_s)} at {bw_row:.0f} GB/s",
             })
         gc.collect()
-    if "understanding" not in tasks:
-        return rows
-    # understanding: one image + text, greedy
+    return rows
+
+
+def bench_understanding(s: Spec, hf, ours, device: str, repeat: int, new_tokens: int) -> dict:
+    """Understanding row: one image + text, greedy; time to first token and tokens/s."""
+    dtype = ours.lm_head.weight.dtype
+    g = torch.Generator().manual_seed(1)  # its own inputs, the same whether or not the t2i rows ran
     grid = s.image // s.patch
     text_ids = torch.randint(10, min(s.vocab, 30000), (30,), generator=g).tolist()
     u_ids = torch.tensor([[BOS] + text_ids[:10] + [BOI] + [IMG] * grid * grid + [EOI] + text_ids[10:]], device=device)
@@ -245,14 +259,13 @@ def bench_config(s: Spec, dtype: torch.dtype, device: str, repeat: int, flops: f
     full_o, full_h = timeit(ours_text(new_tokens), repeat, device), timeit(hf_text(new_tokens), repeat, device)
     tps_o = (new_tokens - 1) / max(full_o - ttft_o, 1e-9)
     tps_h = (new_tokens - 1) / max(full_h - ttft_h, 1e-9)
-    rows.append({
+    return {
         "config": s.name, "dtype": str(dtype).replace("torch.", ""),
         "task": f"understanding ({u_ids.shape[1]}-token prompt, {new_tokens} new)",
         "ours": f"TTFT {ttft_o * 1e3:.1f} ms, {tps_o:.1f} tok/s",
         "transformers": f"TTFT {ttft_h * 1e3:.1f} ms, {tps_h:.1f} tok/s",
         "ratio": f"TTFT {ttft_h / ttft_o:.2f}x, tok/s {tps_o / tps_h:.2f}x", "roofline": "",
-    })
-    return rows
+    }
 
 
 def hardware(device: str) -> str:
@@ -275,26 +288,27 @@ def main() -> None:
     args = ap.parse_args()
     tasks = args.tasks.split(",")
     for name, given, known in (("--tasks", tasks, TASKS), ("--modes", args.modes.split(","), MODES),
-                               ("--configs", args.configs.split(","), ("tiny", "1b")),
-                               ("--dtypes", args.dtypes.split(","), ("fp32", "bf16", "fp16"))):
+                               ("--configs", args.configs.split(","), tuple(specs(args.layers))),
+                               ("--dtypes", args.dtypes.split(","), tuple(DTYPES))):
         bad = [x for x in given if x not in known]
         if bad:
             ap.error(f"{name}: unknown {', '.join(bad)} (choose from {', '.join(known)})")
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     bw = bandwidth_gbs(args.device)
     rows, peaks = [], {}
     for dname in args.dtypes.split(","):
-        peaks[dname] = matmul_gflops(args.device, dtypes[dname])
+        peaks[dname] = matmul_gflops(args.device, DTYPES[dname])
         for cname in args.configs.split(","):
             s = specs(args.layers)[cname]
             print(f"benchmarking {s.name} {dname} on {args.device} ...", flush=True)
-            rows += bench_config(s, dtypes[dname], args.device, args.repeat, peaks[dname], args.new_tokens,
+            rows += bench_config(s, DTYPES[dname], args.device, args.repeat, peaks[dname], args.new_tokens,
                                  args.modes.split(","), tasks)
     cols = ["config", "dtype", "task", "ours", "transformers", "ratio", "roofline"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     table = head + "".join("| " + " | ".join(r[c] for c in cols) + " |\n" for r in rows)
     hw = hardware(args.device)
-    text = (f"## bench_generate.py ({time.strftime('%Y-%m-%d')})\n\nHardware: {hw}; torch {torch.__version__}; "
+    # a run of some tasks only keeps its own section, so it does not replace the full table
+    marker = "## bench_generate.py" + ("" if set(tasks) == set(TASKS) else f" --tasks {','.join(tasks)}") + " ("
+    text = (f"{marker}{time.strftime('%Y-%m-%d')})\n\nHardware: {hw}; torch {torch.__version__}; "
             f"measured copy bandwidth {bw:.1f} GB/s at the start (each t2i row's roofline uses the bandwidth measured "
             f"right after it); measured matrix-product throughput "
             f"{', '.join(f'{k} {v:.0f} GFLOP/s' for k, v in peaks.items())}. Same random weights and inputs for both implementations, "
@@ -310,7 +324,7 @@ def main() -> None:
         text += ("\nCPU Linear kernels chosen by timing (weight out x in, dtype, threads, rows): "
                  + "; ".join(f"{k}: {v}" for k, v in picked.items()) + ".\n")
     print(text)
-    write_section(args.out, "## bench_generate.py", text)
+    write_section(args.out, marker, text)
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from januspro.checkpoint import load_model
+from januspro.processing.image import normalise_understanding
 from januspro.shapes.render import render
 from januspro.shapes.world import COLORS, SHAPES, SceneSpec, sample_scene
 
@@ -27,7 +28,8 @@ model = load_model(arg if from_folder else "src/januspro/assets/janus-pro-shapes
 res = model.cfg.vision.image_size
 rng = np.random.default_rng(0)
 scenes = [sample_scene(rng, SceneSpec(n_objects=1), held_out=None) for _ in range(N)]
-px = (torch.from_numpy(np.stack([render(s, res) for s in scenes])).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+px = normalise_understanding(torch.from_numpy(np.stack([render(s, res) for s in scenes])).permute(0, 3, 1, 2),
+                             model.cfg.vision.image_mean, model.cfg.vision.image_std)
 shape_y = torch.tensor([SHAPES.index(s.objects[0].shape) for s in scenes])
 colour_y = torch.tensor([list(COLORS).index(s.objects[0].color) for s in scenes])
 

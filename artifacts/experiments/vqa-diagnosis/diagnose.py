@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 from januspro.checkpoint import load_model, load_processor
-from januspro.shapes.scoring import normalize_answer
 from januspro.eval.vqa import run_vqa
 from januspro.shapes.datasets import _save_png, item_rng
 from januspro.shapes.language import qa_pairs
 from januspro.shapes.render import render
+from januspro.shapes.scoring import normalize_answer
 from januspro.shapes.world import sample_scene
 
 model_dir = sys.argv[1] if len(sys.argv) > 1 else "src/januspro/assets/janus-pro-shapes"

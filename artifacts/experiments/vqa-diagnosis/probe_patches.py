@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from januspro.checkpoint import load_model
+from januspro.processing.image import normalise_understanding
 from januspro.shapes.render import PATCH_CLASSES, patch_labels, render
 from januspro.shapes.world import COLORS, SHAPES, SceneSpec, sample_scene
 
@@ -42,36 +43,34 @@ def main(folders):
     scenes = [sample_scene(rng, SceneSpec(n_objects=int(rng.integers(3, 5))), held_out=None) for _ in range(N)]
     first = load_model(folders[0], dtype="fp32").eval()
     v = first.cfg.vision
-    px = (torch.from_numpy(np.stack([render(s, v.image_size) for s in scenes])).permute(0, 3, 1, 2).float()
-          / 255 - 0.5) / 0.5
+    raw = torch.from_numpy(np.stack([render(s, v.image_size) for s in scenes])).permute(0, 3, 1, 2)
+    px = normalise_understanding(raw, v.image_mean, v.image_std)
     labels = torch.from_numpy(np.stack([patch_labels(s, v.image_size, v.patch_size) for s in scenes]))
     assert PATCH_CLASSES == 1 + len(SHAPES) * len(COLORS)
     g = v.image_size // v.patch_size
     patches = px.reshape(N, 3, g, v.patch_size, g, v.patch_size).permute(0, 2, 4, 1, 3, 5).reshape(N, g * g, -1)
 
+    obj = labels > 0
+    tr = torch.zeros_like(obj)
+    tr[:TRAIN] = True
+    cls = labels - 1  # class = shape * len(COLORS) + colour (render.patch_labels' numbering)
+    shape_y, colour_y = cls // len(COLORS), cls % len(COLORS)
+    a, b = obj & tr, obj & ~tr
+    # one example per object class in a scene: (scene, class) pairs, their shape label and split
+    objects = [(i, k) for i in range(N) for k in labels[i].unique().tolist() if k > 0]
+    obj_y = torch.tensor([(k - 1) // len(COLORS) for _, k in objects])
+    obj_tr = torch.tensor([i < TRAIN for i, _ in objects])
+
     def table(name, tokens):
-        obj = labels > 0
-        tr = torch.zeros_like(obj)
-        tr[:TRAIN] = True
-        cls = labels - 1  # class = shape * len(COLORS) + colour (render.patch_labels' numbering)
-        shape_y, colour_y = cls // len(COLORS), cls % len(COLORS)
-        a, b = obj & tr, obj & ~tr
         s = probe(tokens[a], shape_y[a], tokens[b], shape_y[b], len(SHAPES))
         c = probe(tokens[a], colour_y[a], tokens[b], colour_y[b], len(COLORS))
-        # one example per object class in a scene: the mean of the tokens that show it
-        pooled, pooled_y, pooled_tr = [], [], []
-        for i in range(N):
-            for k in labels[i].unique().tolist():
-                if k > 0:
-                    pooled.append(tokens[i][labels[i] == k].mean(0))
-                    pooled_y.append((k - 1) // len(COLORS))
-                    pooled_tr.append(i < TRAIN)
-        x, y, t = torch.stack(pooled), torch.tensor(pooled_y), torch.tensor(pooled_tr)
-        so = probe(x[t], y[t], x[~t], y[~t], len(SHAPES))
+        x = torch.stack([tokens[i][labels[i] == k].mean(0) for i, k in objects])  # mean of the tokens showing it
+        so = probe(x[obj_tr], obj_y[obj_tr], x[~obj_tr], obj_y[~obj_tr], len(SHAPES))
         print(f"| {name} | {s:.3f} | {c:.3f} | {so:.3f} | {int(a.sum())} / {int(b.sum())} |", flush=True)
 
     print("| features | token shape acc (4-way) | token colour acc (6-way) | object-mean shape acc | "
           "object tokens train / test |\n|---|---|---|---|---|")
+
     @torch.no_grad()
     def tokens(vit):
         return torch.cat([vit(px[i:i + 250]) for i in range(0, N, 250)])
