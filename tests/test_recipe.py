@@ -117,3 +117,42 @@ def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
     mixed = t2i_rows(t2i, 0, DataStyle(caption_order="mixed"), ("synthetic",))
     assert mixed != t2i_rows(t2i, 0, variants=("synthetic",))  # the two orders differ on these scenes
     assert (out / "data" / "t2i" / "t2i_synthetic.jsonl").read_text() == "".join(mixed)
+
+
+def test_trained_vq_keeps_its_records_and_plot_for_reuse(tmp_path):
+    """A VQ trained by the recipe gets its two parts' records and its loss plot beside the weights; a later run
+    that reuses those weights copies both (recipe.json rows, plots/vq.png in the packaged folder)."""
+    import torch
+
+    from januspro.checkpoint import save_model
+    from januspro.config import preset
+    from januspro.models.janus import JanusModel
+    from januspro.shapes.tokenizer import build_shapes_tokenizer
+    from januspro.training.recipe import Recipe
+    from januspro.training.shapes_eval import package_model
+
+    first = Recipe(tmp_path / "first", progress=False, log=lambda s: None)
+    first.out.mkdir()
+    (first.out / "vq").mkdir()
+    (first.out / "vq_polish").mkdir()
+    rows = [{"step": s, "rec_loss": 1.0 / s, "commit_loss": 0.1} for s in range(1, 21)]
+    (first.out / "vq" / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first._store("vq", {"seconds": 120.0, "steps": 20})
+    first._store("vq_polish", {"seconds": 30.0, "steps": 5})
+    first.keep_vq_records()
+    weights = first.out / "vq_polish" / "vq.safetensors"
+    assert json.loads(weights.with_name("recipe_parts.json").read_text()) == {
+        "vq": {"seconds": 120.0, "steps": 20}, "vq_polish": {"seconds": 30.0, "steps": 5}}
+    plot = weights.with_name("vq.png").read_bytes()
+    assert plot.startswith(b"\x89PNG")
+
+    weights.write_bytes(b"")  # only the records beside it are read here
+    second = Recipe(tmp_path / "second", vq=str(weights), progress=False, log=lambda s: None)
+    second.run(only=["vq", "vq_polish"])
+    torch.manual_seed(0)
+    build_shapes_tokenizer(second.tok, n=200)
+    save_model(JanusModel(preset("tiny")), second.out / "stage3" / "model", tokenizer_dir=second.tok)
+    package_model(second, second.out / "pkg")
+    assert (second.out / "pkg" / "plots" / "vq.png").read_bytes() == plot
+    card = (second.out / "pkg" / "README.md").read_text()
+    assert "![vq.png](plots/vq.png)" in card and "| vq | 20 |" in card

@@ -171,6 +171,8 @@ class Recipe:
                 extra = (self._train(part) if part in PARTS else getattr(self, f"part_{part}")()) or {}
                 self._record(part, time.time() - t0, extra)
                 self.log(f"[recipe] {part}: {time.time() - t0:.0f} s")
+                if part == "vq_polish":
+                    self.keep_vq_records()
             if part == until:
                 break
         return self.state()
@@ -181,6 +183,19 @@ class Recipe:
         kept = Path(self.vq).with_name("recipe_parts.json")
         record = json.loads(kept.read_text()).get(part) if kept.is_file() else None
         return {**(record or {"seconds": 0.0, "note": "time not recorded with the weights"}), "reused": str(self.vq)}
+
+    def keep_vq_records(self) -> None:
+        """Beside the trained ``vq_polish/vq.safetensors``: the records of both VQ parts (``recipe_parts.json``)
+        and the VQ's loss plot, which a later run that reuses these weights (``--vq``) takes over."""
+        from .shapes_eval import VQ_PLOT, part_plot
+
+        weights = self.out / "vq_polish" / "vq.safetensors"
+        parts = self.state()["parts"]
+        kept = {p: parts[p] for p in ("vq", "vq_polish") if p in parts}
+        weights.with_name("recipe_parts.json").write_text(json.dumps(kept, indent=2) + "\n")
+        log = self.out / "vq" / "log.jsonl"
+        if log.is_file():
+            part_plot("vq", log, weights.with_name(VQ_PLOT))
 
     def part_data(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -262,7 +277,9 @@ def write_eval_suites(folder: Path, per_tag: int, seed: int = EVAL_SEED) -> None
     from .shapes_eval import write_vqa_suite
 
     write_task("geneval", folder / "geneval", per_tag, seed=seed)
-    write_task("geneval", folder / "validation", max(1, per_tag // 3), seed=VALIDATION_SEED)  # picks sampling
+    # picks the sampling settings: as many prompts as the evaluation itself, since a third of them (16 images a
+    # category) ranked the settings almost in reverse (artifacts/experiments/gen-diagnosis)
+    write_task("geneval", folder / "validation", per_tag, seed=VALIDATION_SEED)
     write_task("pope", folder / "pope", 4 * per_tag, seed=seed)
     write_vqa_suite(folder / "vqa", 12 * per_tag, seed=seed)
 

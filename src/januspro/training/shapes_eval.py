@@ -4,6 +4,7 @@ then the shipped folder with its model card."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from ..shapes.world import HELD_OUT
@@ -192,6 +193,17 @@ PLOTS = {  # part -> (title, {series name: log key})
 }
 
 
+VQ_PLOT = "vq.png"  # the VQ tokenizer's loss curve, kept beside a trained vq.safetensors
+
+
+def part_plot(part: str, log: Path, path: Path) -> Path:
+    """The loss curve of one recipe part (its ``log.jsonl``) as a PNG."""
+    title, keys = PLOTS[part]
+    rows = read_log(log)
+    series = {name: ([r["step"] for r in rows], [r.get(k, float("nan")) for r in rows]) for name, k in keys.items()}
+    return line_plot(series, title, path)
+
+
 def package_model(recipe, dest: Path) -> dict:
     """The shipped folder: bf16 weights, config (no system prompt: the model was trained without one),
     tokenizer, loss plots and the model card (README.md)."""
@@ -203,13 +215,15 @@ def package_model(recipe, dest: Path) -> dict:
     model.cfg = dataclasses.replace(model.cfg, system_prompt="")
     save_model(model, dest, tokenizer_dir=recipe.tok, dtype="bf16")
     plots = []
-    for part, (title, keys) in PLOTS.items():
+    for part in PLOTS:
         log = recipe.out / part / "log.jsonl"
-        if not log.is_file():
-            continue
-        rows = read_log(log)
-        series = {name: ([r["step"] for r in rows], [r.get(k, float("nan")) for r in rows]) for name, k in keys.items()}
-        plots.append(line_plot(series, title, dest / "plots" / f"{part}.png").name)
+        if log.is_file():
+            plots.append(part_plot(part, log, dest / "plots" / f"{part}.png").name)
+        elif part == "vq" and recipe.vq and Path(recipe.vq).with_name(VQ_PLOT).is_file():
+            # a reused VQ's loss curve travels beside its weights (written by the run that trained it)
+            (dest / "plots").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(recipe.vq).with_name(VQ_PLOT), dest / "plots" / "vq.png")
+            plots.append("vq.png")
     state = recipe.state()
     ev = state["parts"].get("eval")
     if ev:  # the record the shipped model's regression test checks against
