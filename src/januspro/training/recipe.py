@@ -41,6 +41,7 @@ DATA_SIZES = {"t2i": 200000, "und": 40000, "text": 20000, "classname": 4000}
 
 EVAL_SEED = 1000  # evaluation suites are drawn from another seed than the training data
 VALIDATION_SEED = 2000  # the prompts on which the sampling settings are chosen
+VQ_RECORDS = "recipe_parts.json"  # beside a trained vq.safetensors: the records of the runs that trained it
 
 _COMMON = {"train.device": "cpu", "train.log_every": "10"}
 
@@ -180,7 +181,7 @@ class Recipe:
     def reused_vq_record(self, part: str) -> dict[str, Any]:
         """The record of a VQ part whose trained weights were given (``--vq``): the one kept beside the weights
         in ``recipe_parts.json`` (the run that trained them: steps, wall time, scores), or zero seconds."""
-        kept = Path(self.vq).with_name("recipe_parts.json")
+        kept = Path(self.vq).with_name(VQ_RECORDS)
         record = json.loads(kept.read_text()).get(part) if kept.is_file() else None
         return {**(record or {"seconds": 0.0, "note": "time not recorded with the weights"}), "reused": str(self.vq)}
 
@@ -192,7 +193,7 @@ class Recipe:
         weights = self.out / "vq_polish" / "vq.safetensors"
         parts = self.state()["parts"]
         kept = {p: parts[p] for p in ("vq", "vq_polish") if p in parts}
-        weights.with_name("recipe_parts.json").write_text(json.dumps(kept, indent=2) + "\n")
+        weights.with_name(VQ_RECORDS).write_text(json.dumps(kept, indent=2) + "\n")
         log = self.out / "vq" / "log.jsonl"
         if log.is_file():
             part_plot("vq", log, weights.with_name(VQ_PLOT))

@@ -222,8 +222,8 @@ def package_model(recipe, dest: Path) -> dict:
         elif part == "vq" and recipe.vq and Path(recipe.vq).with_name(VQ_PLOT).is_file():
             # a reused VQ's loss curve travels beside its weights (written by the run that trained it)
             (dest / "plots").mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(recipe.vq).with_name(VQ_PLOT), dest / "plots" / "vq.png")
-            plots.append("vq.png")
+            shutil.copyfile(Path(recipe.vq).with_name(VQ_PLOT), dest / "plots" / VQ_PLOT)
+            plots.append(VQ_PLOT)
     state = recipe.state()
     ev = state["parts"].get("eval")
     if ev:  # the record the shipped model's regression test checks against
