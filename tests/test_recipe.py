@@ -119,6 +119,22 @@ def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
     assert (out / "data" / "t2i" / "t2i_synthetic.jsonl").read_text() == "".join(mixed)
 
 
+def test_recipe_cli_kind_balance_reaches_the_understanding_chats(tmp_path, capsys):
+    from januspro.shapes.datasets import DataStyle, und_item
+
+    out = tmp_path / "r"
+    argv = ["train", "recipe", "shapes", "--out", str(out), "--until", "data", "--data-scale", "0.0005",
+            "--eval-items", "1", "--quiet", "--kind-balance", "1"]
+    assert main(argv) == 0
+    assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["style"]["kind_balance"] == 1.0
+    rows = [json.loads(r) for r in (out / "data" / "und" / "und.jsonl").read_text().splitlines()]
+    want = [und_item(0, i, DataStyle(kind_balance=1.0))[0] for i in range(len(rows))]
+    assert [r["messages"] for r in rows] == want
+    assert want != [und_item(0, i)[0] for i in range(len(rows))]
+    with pytest.raises(SystemExit, match="kind-balance"):
+        main(["train", "recipe", "shapes", "--out", str(tmp_path / "bad"), "--kind-balance", "2"])
+
+
 def test_trained_vq_keeps_its_records_and_plot_for_reuse(tmp_path):
     """A VQ trained by the recipe gets its two parts' records and its loss plot beside the weights; a later run
     that reuses those weights copies both (recipe.json rows, plots/vq.png in the packaged folder)."""

@@ -164,6 +164,29 @@ def test_data_style_layout_turns_and_hard_negatives():
         DataStyle(max_turns=0)
 
 
+def test_kind_balance_evens_out_question_kinds_and_keeps_the_plain_data():
+    from collections import Counter
+
+    def shares(style, n=600):
+        c = Counter(k for i in range(n) for k in und_item(5, i, style)[1])
+        return {k: v / sum(c.values()) for k, v in c.items()}
+
+    plain, balanced = shares(DataStyle()), shares(DataStyle(kind_balance=1.0))
+    # drawn uniformly over a scene's questions, counts dominate and spatial questions are rare
+    assert plain["count"] > 0.3 and plain["relation"] + plain["where"] < 0.12
+    assert balanced["count"] < 0.25 and balanced["relation"] + balanced["where"] > 0.15
+    assert balanced["where"] > plain["where"] and balanced["relation"] > 1.5 * plain["relation"]
+    # a balanced chat of several turns asks each kind at most once
+    multi = DataStyle(single_turn_share=0.0, max_turns=4, kind_balance=1.0)
+    for i in range(100):
+        kinds = und_item(5, i, multi)[1]
+        assert len(kinds) == len(set(kinds))
+    # the option off leaves the plain data's random stream (and so every existing dataset) unchanged
+    assert und_item(5, 11, DataStyle(kind_balance=0.0)) == und_item(5, 11)
+    with pytest.raises(ValueError, match="kind_balance"):
+        DataStyle(kind_balance=1.5)
+
+
 def test_geneval_suite_schema_and_heldout():
     meta = geneval_suite(12, seed=0)
     assert {m["tag"] for m in meta} == set(TAGS) and len(meta) == 72

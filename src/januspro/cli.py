@@ -127,7 +127,7 @@ def _cmd_data_shapes(args: argparse.Namespace) -> int:
     from .shapes.datasets import DataStyle, write_task
 
     style = DataStyle(args.synthetic_jitter, args.single_turn_share, args.max_turns, args.hard_negatives,
-                      args.caption_order)
+                      args.caption_order, args.kind_balance)
     total = args.n * 6 if args.task == "geneval" else args.n
     with tqdm(total=total, desc=f"shapes {args.task}", unit="item", disable=args.quiet) as bar:
         path = write_task(args.task, args.out, args.n, args.seed, args.resolution, args.variant,
@@ -171,6 +171,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
     p.add_argument("--sft-caption-order", choices=ORDERS, default=Recipe.sft_caption_order,
                    help="the same for Stage III's clean captions (re-captioned from the same scenes when it "
                         "differs from --caption-order; default: %(default)s)")
+    p.add_argument("--kind-balance", type=float, default=Recipe.default_style().kind_balance,
+                   help="share of the understanding chats whose questions are drawn kind by kind, every question "
+                        "kind a scene offers equally likely, instead of uniformly over its questions (~40%% counts, "
+                        "~9%% relations; default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -184,7 +188,10 @@ def _cmd_recipe(argv: list[str]) -> int:
     args = _recipe_parser().parse_args(argv)
     if args.data_scale <= 0 or args.eval_items < 1:
         raise SystemExit("error: --data-scale must be > 0 and --eval-items >= 1")
-    style = replace(Recipe.default_style(), caption_order=args.caption_order)
+    try:
+        style = replace(Recipe.default_style(), caption_order=args.caption_order, kind_balance=args.kind_balance)
+    except ValueError as e:
+        raise SystemExit(f"error: --kind-balance: {e}") from None
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
                     eval_items=args.eval_items, progress=not args.quiet, style=style,
                     sft_caption_order=args.sft_caption_order)
@@ -555,6 +562,10 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--hard-negatives", type=float, default=0.0,
                     help="und: share of 'Is there ...?' questions about a near miss of a present object, i.e. "
                          "its shape in another colour or its colour on another shape (default: 0)")
+    sh.add_argument("--kind-balance", type=float, default=0.0,
+                    help="und: share of conversations whose questions are drawn kind by kind (colour, shape, "
+                         "count, exist, relation, where, describe: every kind the scene offers equally likely) "
+                         "instead of uniformly over the scene's questions, of which ~40%% are counts (default: 0)")
     sh.add_argument("--caption-order", choices=ORDERS, default="mixed",
                     help="t2i: order of the object groups in a caption: 'mixed' (shape order or shuffled, half "
                          "each) or 'raster' (where the image's codes reach them: top row first, left to right; "

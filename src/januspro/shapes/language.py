@@ -219,6 +219,16 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = 
     return [x for x in out if held_out is None or not mentions_held_out(x[0] + " " + x[1], held_out)]
 
 
+def by_kind(qas: list[tuple[str, str, str]], rng: np.random.Generator) -> list[int]:
+    """Indices into ``qas`` that visit its kinds in random order, one random question of each kind."""
+    kinds = sorted({k for _, _, k in qas})
+    out = []
+    for j in rng.permutation(len(kinds)):
+        of_kind = [i for i, (_, _, k) in enumerate(qas) if k == kinds[int(j)]]
+        out.append(of_kind[int(rng.integers(len(of_kind)))])
+    return out
+
+
 def near_miss(o: Obj, rng: np.random.Generator) -> tuple[str, str]:
     """(colour, shape) that differs from object ``o`` in exactly one of the two."""
     if rng.random() < 0.5:
@@ -242,15 +252,23 @@ def mentions_held_out(text: str, held_out: HeldOut = HELD_OUT) -> bool:
     return False
 
 
-def conversation(scene: Scene, rng: np.random.Generator, turns: int = 1, hard_negatives: float = 0.0
-                 ) -> tuple[list[dict], list[str]]:
+def conversation(scene: Scene, rng: np.random.Generator, turns: int = 1, hard_negatives: float = 0.0,
+                 kind_balance: float = 0.0) -> tuple[list[dict], list[str]]:
     """A chat about the scene: the image in the first user turn, then ``turns`` question/answer pairs
-    (fewer when the scene offers fewer questions). Returns the messages and the kinds of question asked."""
+    (fewer when the scene offers fewer questions). Returns the messages and the kinds of question asked.
+
+    Questions are drawn uniformly from the scene's :func:`qa_pairs`, so kinds with many questions per scene
+    (counts: one per shape) dominate. With probability ``kind_balance`` the chat instead asks about kinds
+    drawn uniformly from the kinds the scene offers, one question per kind (see :func:`by_kind`)."""
     qas = qa_pairs(scene, rng, hard_negatives=hard_negatives)
     if rng.random() < 0.15:
         qas.append((_pick(rng, ("Describe the image.", "What do you see?", "Describe this picture.")),
                     caption(scene, rng, dense=True, with_color=True), "describe"))
-    order = rng.permutation(len(qas))[:turns]
+    # the draw is only made when balancing is on, so the plain data's random stream stays as it was
+    if kind_balance > 0 and rng.random() < kind_balance:
+        order = by_kind(qas, rng)[:turns]
+    else:
+        order = rng.permutation(len(qas))[:turns]
     messages: list[dict] = []
     kinds = []
     for k, i in enumerate(order):

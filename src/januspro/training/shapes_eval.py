@@ -259,7 +259,9 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
                      f"{style['synthetic_jitter']:g} (0 = every object at its grid-cell centre; the noisy 'real' half "
                      f"stays jittered); understanding chats of up to {style['max_turns']} questions "
                      f"({style['single_turn_share']:.0%} ask one); {style['hard_negatives']:.0%} of the absent "
-                     "objects asked about are near misses of present ones.")
+                     "objects asked about are near misses of present ones; "
+                     f"{style.get('kind_balance', 0.0):.0%} of the chats draw their questions kind by kind (every "
+                     "question kind the scene offers equally likely), the rest uniformly over the scene's questions.")
         orders = {"mixed": "in a fixed shape order or shuffled", "raster": "in raster order (the order the image "
                   "codes reach them: top code row first, left to right)"}
         sft = parts["data"].get("sft_caption_order", "mixed")
