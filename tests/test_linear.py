@@ -273,3 +273,20 @@ def test_importing_januspro_first_puts_large_tensors_on_huge_pages():
     env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
     assert _huge_pages_of_a_large_tensor(env) > 0  # januspro asked torch's allocator to madvise
     assert _huge_pages_of_a_large_tensor({**env, "THP_MEM_ALLOC_ENABLE": "0"}) == 0  # the user's choice wins
+
+
+def test_bench_kernels_writes_a_table(tmp_path):
+    """The kernel microbenchmark runs on a small weight and writes its RESULTS.md section."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_kernels.py"
+    out = tmp_path / "RESULTS.md"
+    subprocess.run([sys.executable, str(script), "--shapes", "1024x1024", "--dtypes", "fp32", "--repeat", "2",
+                    "--out", str(out)], check=True, capture_output=True, text=True, timeout=120)
+    table = out.read_text()
+    assert "## bench_kernels.py" in table and "| 1024x1024 | fp32 | 4 |" in table and "GB/s" in table
+    bad = subprocess.run([sys.executable, str(script), "--shapes", "12by4", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "expected OUTxIN" in bad.stderr
