@@ -47,6 +47,14 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def parse_dtypes(text: str) -> list[str]:
+    names = [d for d in text.split(",") if d]
+    bad = [d for d in names if d not in DTYPES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown dtype(s) {bad}; choose from {', '.join(DTYPES)}")
+    return names
+
+
 def measure(out_f: int, in_f: int, dtype: torch.dtype, rows: int, repeat: int) -> dict[str, float]:
     """Median seconds of each kernel (those that apply) and of a plain read, timed interleaved."""
     lin = Linear(in_f, out_f, bias=False).to(dtype).eval()
@@ -69,14 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", type=parse_shapes, default=parse_shapes(SHAPES_1B),
                     help=f"comma list of weight shapes OUTxIN (default: the 1B decode weights, {SHAPES_1B})")
-    ap.add_argument("--dtypes", default="fp32,bf16", help="comma list of fp32, bf16 (default: fp32,bf16)")
+    ap.add_argument("--dtypes", type=parse_dtypes, default=parse_dtypes("fp32,bf16"),
+                    help="comma list of fp32, bf16 (default: fp32,bf16)")
     ap.add_argument("--rows", type=int, default=2, help="rows of the product (2 = one image with CFG; default 2)")
     ap.add_argument("--repeat", type=int, default=20, help="interleaved timed calls per kernel (default 20)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"), help="results file")
     args = ap.parse_args(argv)
-    bad = [d for d in args.dtypes.split(",") if d not in DTYPES]
-    if bad:
-        ap.error(f"unknown dtype(s) {bad}; choose from {', '.join(DTYPES)}")
     if args.rows < 1 or args.repeat < 1:
         ap.error("--rows and --repeat must be at least 1")
     kinds = ("packed", "wmajor", "linear", "plain read")
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
              "| weight | dtype | MB | " + " | ".join(kinds) + " | best kernel speed / plain read |",
              "|---|---|---|" + "---|" * len(kinds) + "---|"]
     for o, i in args.shapes:
-        for name in args.dtypes.split(","):
+        for name in args.dtypes:
             dtype = DTYPES[name]
             t = measure(o, i, dtype, args.rows, args.repeat)
             mb = o * i * torch.finfo(dtype).bits / 8 / 1e6

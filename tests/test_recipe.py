@@ -119,7 +119,7 @@ def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
     assert (out / "data" / "t2i" / "t2i_synthetic.jsonl").read_text() == "".join(mixed)
 
 
-def test_recipe_cli_kind_balance_reaches_the_understanding_chats(tmp_path, capsys):
+def test_recipe_cli_kind_balance_reaches_the_understanding_chats(tmp_path):
     from januspro.shapes.datasets import DataStyle, und_item
 
     out = tmp_path / "r"

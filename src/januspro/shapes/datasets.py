@@ -40,7 +40,7 @@ class DataStyle:
     hard_negatives: float = 0.0  # share of "is there ...?" questions that ask for a near miss of a present object
     caption_order: str = "mixed"  # text-to-image captions: "mixed" (shape order or shuffled) or "raster"
     # share of understanding chats whose questions are drawn kind by kind (every kind the scene offers equally
-    # likely) instead of uniformly over the scene's questions, where counts are ~40% and relations ~9%
+    # likely) instead of uniformly over the scene's questions (~40% counts, ~6% relations, ~4% "where")
     kind_balance: float = 0.0
 
     def __post_init__(self) -> None:
