@@ -1,9 +1,9 @@
 """Few-row products on CPU: how fast each of januspro's Linear kernels reads a weight, against a plain read.
 
 A decode step multiplies 2 (n=1 with CFG) or 16 rows by every weight, so on CPU its speed is how fast the
-product kernel streams the weight from memory. For each weight shape and dtype this times januspro's three
-kernels (``packed``: oneDNN's prepacked GEMM, ``linear``: ``F.linear``, ``wmajor``: ``(W @ x.T).T``, fp32 only)
-and a plain read of the weight (``W.sum()``, the speed a perfect product kernel could stream it at), interleaved,
+product kernel streams the weight from memory. For each weight shape and dtype this times januspro's four
+kernels (``packed``: oneDNN's prepacked GEMM, ``linear``: ``F.linear``, ``wmajor``: ``(W @ x.T).T``, fp32 only,
+``gemv``: januspro's own C kernel for 1-4 rows, where this machine's compiler builds it) and a plain read of the weight (``W.sum()``, the speed a perfect product kernel could stream it at), interleaved,
 median of ``--repeat``, and reports each as GB/s of weight bytes. Weights smaller than the CPU's last-level cache
 stay in cache between repeats, so their GB/s are cache speeds, not memory speeds.
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.rows < 1 or args.repeat < 1:
         ap.error("--rows and --repeat must be at least 1")
-    kinds = ("packed", "wmajor", "linear", "plain read")
+    kinds = ("packed", "wmajor", "gemv", "linear", "plain read")
     lines = [f"## bench_kernels.py ({time.strftime('%Y-%m-%d')})", "",
              f"{cpu_name()}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}, torch "
              f"{torch.__version__}. Products of {args.rows} rows with one weight, each kernel and a plain read of the "
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             t = measure(o, i, dtype, args.rows, args.repeat)
             mb = o * i * torch.finfo(dtype).bits / 8 / 1e6
             cells = [f"{t[k] * 1e3:.2f} ms ({mb / 1e3 / t[k]:.0f} GB/s)" if k in t else "-" for k in kinds]
-            best = min(t[k] for k in kinds[:3] if k in t)
+            best = min(t[k] for k in kinds[:-1] if k in t)
             row = f"| {o}x{i} | {name} | {mb:.0f} | " + " | ".join(cells) + f" | {t['plain read'] / best:.2f} |"
             print(row, flush=True)
             lines.append(row)

@@ -1,5 +1,8 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # CPU kernel choices are timed afresh in every test run and never written to the user's cache folder
 os.environ["JANUSPRO_KERNEL_CACHE"] = "off"
+# the hand-written gemv kernel is built once per test run into a folder of its own, removed at the end
+_KERNEL_DIR = tempfile.mkdtemp(prefix="januspro-kernels-")
+os.environ["JANUSPRO_KERNEL_DIR"] = _KERNEL_DIR
+atexit.register(shutil.rmtree, _KERNEL_DIR, True)
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

@@ -9,7 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from januspro.models import gemv as G
 from januspro.models import linear as L
+
+GEMV = ["gemv"] if G.available() else []  # the own kernel is a candidate wherever a C compiler builds it
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +54,8 @@ def test_every_kernel_equals_linear(monkeypatch, kernel, rows, dtype):
         assert ran == "packed" and lin.packed is not None
     elif kernel == "wmajor" and dtype == torch.float32 and rows * 3 <= L.SKINNY_ROWS:
         assert ran == "wmajor"
+    elif kernel == "gemv" and GEMV and rows * 3 <= G.max_rows():
+        assert ran == "gemv"
     else:  # a forced kernel that does not apply here runs F.linear
         assert ran == "linear" or (ran == "packed" and kernel == "packed")
     ref = F.linear(x.float(), lin.weight.float(), lin.bias.float())
@@ -60,23 +65,23 @@ def test_every_kernel_equals_linear(monkeypatch, kernel, rows, dtype):
 
 
 def test_timed_choice_is_the_fastest_and_shared_by_shape(monkeypatch):
-    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0})
+    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0, "gemv": 4.0})
     a, b = _layer(), _layer()
     x = torch.randn(2, 1024)
     with torch.inference_mode():
         a(x)
         b(x)
     can_pack = L.packable(a.weight) and torch.float32 not in L._UNSUPPORTED
-    expected = (["packed"] if can_pack else []) + ["linear", "wmajor"]
+    expected = (["packed"] if can_pack else []) + ["linear", "wmajor"] + GEMV
     assert timed == expected, "timed once per shape and row bucket, not per layer"
     assert a.kernel(2) == b.kernel(2) == "linear"
     assert a.packed is None and b.packed is None, "a packed copy that lost the timing is given back"
     assert list(L.choices().values()) == ["linear"]
 
     timed.clear()
-    _fake_times(monkeypatch, {"packed": 1.0, "linear": 2.0, "wmajor": 3.0})
+    _fake_times(monkeypatch, {"packed": 1.0, "linear": 2.0, "wmajor": 3.0, "gemv": 4.0})
     with torch.inference_mode():
-        y = a(torch.randn(300, 1024))  # another row bucket: timed anew, wmajor does not apply
+        y = a(torch.randn(300, 1024))  # another row bucket: timed anew, wmajor and gemv do not apply
     if can_pack:
         assert a.kernel(300) == "packed" and a.packed is not None
     else:
@@ -86,7 +91,7 @@ def test_timed_choice_is_the_fastest_and_shared_by_shape(monkeypatch):
 
 def test_bad_kernel_name_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("JANUSPRO_CPU_KERNEL", "fastest")
-    with pytest.raises(ValueError, match="JANUSPRO_CPU_KERNEL='fastest'.*packed, linear, wmajor"):
+    with pytest.raises(ValueError, match="JANUSPRO_CPU_KERNEL='fastest'.*packed, linear, wmajor, gemv"):
         with torch.inference_mode():
             _layer()(torch.randn(2, 1024))
 
@@ -143,13 +148,13 @@ def test_unsupported_dtype_falls_back(monkeypatch):
     torch.testing.assert_close(y, F.linear(x, lin.weight, lin.bias), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("fastest", ["packed", "wmajor"])
+@pytest.mark.parametrize("fastest", ["packed", "wmajor", "gemv"])
 def test_compiled_call_runs_the_chosen_kernel(monkeypatch, fastest):
     _fake_times(monkeypatch, {k: (0.5 if k == fastest else 1.0) for k in L.KERNELS})
     lin = _layer()
     L.prepack(lin, rows=2)
     chosen = lin.kernel(2)
-    assert chosen == fastest or (fastest == "packed" and "packed" not in lin.candidates(2))
+    assert chosen == fastest or (fastest in ("packed", "gemv") and fastest not in lin.candidates(2))
     ran = []
     real = L.Linear._run
 
@@ -196,8 +201,8 @@ def _new_process(monkeypatch) -> None:
 def test_timed_choice_is_kept_for_later_processes(monkeypatch, tmp_path):
     store = tmp_path / "sub" / "cpu_kernels.json"
     monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", str(store))
-    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0})
-    assert _layer().kernel(2) == "linear" and len(timed) == 3
+    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0, "gemv": 4.0})
+    assert _layer().kernel(2) == "linear" and len(timed) == 3 + len(GEMV)
     data = json.loads(store.read_text())
     assert data == {L.machine_key(): {f"1024x1024 float32 t{torch.get_num_threads()} rows<=4": "linear"}}
     assert not list(store.parent.glob(".cpu_kernels.*"))  # no temp file left behind
@@ -212,20 +217,20 @@ def test_timed_choice_is_kept_for_later_processes(monkeypatch, tmp_path):
     here = L.machine_key()
     monkeypatch.setattr(L, "machine_key", lambda: "another cpu")
     timed.clear()
-    assert _layer().kernel(2) == "linear" and len(timed) == 3
+    assert _layer().kernel(2) == "linear" and len(timed) == 3 + len(GEMV)
     assert set(json.loads(store.read_text())) == {"another cpu", here}
 
 
 def test_stored_choice_that_no_longer_applies_is_timed_again(monkeypatch, tmp_path):
     store = tmp_path / "cpu_kernels.json"
     monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", str(store))
-    timed = _fake_times(monkeypatch, {"packed": 1.0, "linear": 2.0, "wmajor": 3.0})
+    timed = _fake_times(monkeypatch, {"packed": 1.0, "linear": 2.0, "wmajor": 3.0, "gemv": 4.0})
     assert _layer().kernel(2) == "packed"
     _new_process(monkeypatch)
     monkeypatch.setenv("JANUSPRO_CPU_PACK", "0")  # packing now off: the stored "packed" cannot be used
     timed.clear()
     assert _layer().kernel(2) == "linear"
-    assert sorted(timed) == ["linear", "wmajor"]
+    assert sorted(timed) == sorted(["linear", "wmajor"] + GEMV)
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"%s": "oops"}'])
@@ -233,13 +238,13 @@ def test_damaged_cache_file_is_ignored_and_rewritten(monkeypatch, tmp_path, cont
     store = tmp_path / "cpu_kernels.json"
     store.write_text(content.replace("%s", L.machine_key()))
     monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", str(store))
-    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0})
-    assert _layer().kernel(2) == "linear" and len(timed) == 3
+    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0, "gemv": 4.0})
+    assert _layer().kernel(2) == "linear" and len(timed) == 3 + len(GEMV)
     assert list(json.loads(store.read_text())[L.machine_key()].values()) == ["linear"]
 
 
 def test_cache_off_or_unwritable_never_fails(monkeypatch, tmp_path):
-    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0})
+    timed = _fake_times(monkeypatch, {"packed": 3.0, "linear": 1.0, "wmajor": 2.0, "gemv": 4.0})
     monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", "off")
     assert L.kernel_cache_path() is None
     assert _layer().kernel(2) == "linear"
@@ -247,7 +252,7 @@ def test_cache_off_or_unwritable_never_fails(monkeypatch, tmp_path):
     blocker.write_text("")
     monkeypatch.setenv("JANUSPRO_KERNEL_CACHE", str(blocker / "cpu_kernels.json"))  # its folder is a file
     _new_process(monkeypatch)
-    assert _layer().kernel(2) == "linear" and len(timed) == 6
+    assert _layer().kernel(2) == "linear" and len(timed) == 2 * (3 + len(GEMV))
     monkeypatch.delenv("JANUSPRO_KERNEL_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert L.kernel_cache_path() == tmp_path / "xdg" / "januspro" / "cpu_kernels.json"

@@ -1,6 +1,6 @@
 """nn.Linear with the fastest CPU kernel this machine has for each weight shape, at inference.
 
-Three kernels compute the same product ``x @ W.T + b`` and the fastest one depends on the CPU, the dtype,
+Four kernels compute the same product ``x @ W.T + b`` and the fastest one depends on the CPU, the dtype,
 the weight's shape and the number of rows (measured at Janus-Pro-1B widths, 2 cores, few-row decode products):
 
 - ``packed``: the weight reordered once into oneDNN's blocked layout, multiplied by its prepacked GEMM. 1.5-2.5x
@@ -10,13 +10,16 @@ the weight's shape and the number of rows (measured at Janus-Pro-1B widths, 2 co
 - ``linear``: ``F.linear`` (MKL / oneDNN's plain GEMM).
 - ``wmajor``: ``(W @ x.T).T`` for fp32 inputs of up to ``SKINNY_ROWS`` rows, which streams the weight rows and
   beats ``x @ W.T`` for few rows on several CPUs.
+- ``gemv``: januspro's own few-row kernel (:mod:`januspro.models.gemv`, C built on first use with the machine's
+  compiler) for fp32/bf16 products of 1-4 rows: it streams the weight once, close to a plain read of it, where
+  torch's kernels read an fp32 1B-width weight at about half that speed. Offered only where a C compiler works.
 
 The first inference call of a (shape, dtype, row-bucket) times the candidates once on that weight (a few
 milliseconds to a second per shape at 1B widths) and every layer of that shape then uses the winner for the rest
 of the process. The winners are also written to a small JSON file (``JANUSPRO_KERNEL_CACHE``, default
 ``$XDG_CACHE_HOME/januspro/cpu_kernels.json``; ``off`` keeps them in memory only), keyed by the CPU, its
 vector ISA, the torch version and the thread count, so later processes on the same machine skip the timing.
-``JANUSPRO_CPU_KERNEL=packed|linear|wmajor`` forces one kernel (where it applies),
+``JANUSPRO_CPU_KERNEL=packed|linear|wmajor|gemv`` forces one kernel (where it applies),
 ``JANUSPRO_CPU_PACK=0`` never packs. The packed copy is rebuilt when the weight changes (in-place updates bump
 its version) and dropped again when timing found it slower. Same parameters and state-dict keys as
 ``nn.Linear``; training and anything that needs gradients uses ``F.linear``.
@@ -36,12 +39,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..system import atomic_write, cpu_name
+from . import gemv
 
 SKINNY_ROWS = 128  # the weight-major product is a candidate up to this many rows (fp32)
 MIN_WEIGHT = 1 << 20  # weights of at least this many elements (small ones are overhead-bound)
 PACK_DTYPES = (torch.float32, torch.bfloat16)
 RESERVE_BYTES = 1 << 30  # memory left free after packing a weight
-KERNELS = ("packed", "linear", "wmajor")
+KERNELS = ("packed", "linear", "wmajor", "gemv")
 # row buckets: (largest row count in the bucket, rows the candidates are timed at). Prefill products (hundreds
 # of rows: 576 image features plus the prompt) get their own bucket: on an AMX Xeon the packed GEMM wins at 64
 # rows for every 1B-width weight, but at 640 rows F.linear is 8-22% faster for the 2048x5632 one (two runs).
@@ -125,8 +129,10 @@ def kernel_cache_path() -> Path | None:
 
 
 def machine_key() -> str:
-    """What a timed choice depends on besides the shape: the CPU, its vector ISA as torch sees it, torch."""
-    return f"{cpu_name()} | {torch.backends.cpu.get_cpu_capability()} | torch {torch.__version__}"
+    """What a timed choice depends on besides the shape: the CPU, its vector ISA as torch sees it, torch, and
+    the kernels there were to choose from (a choice made before a kernel existed is timed again)."""
+    return (f"{cpu_name()} | {torch.backends.cpu.get_cpu_capability()} | torch {torch.__version__}"
+            f" | {','.join(KERNELS)}")
 
 
 _STORED: dict[str, str] | None = None  # this machine's stored choices (readable names), read once per process
@@ -267,7 +273,8 @@ class Linear(nn.Linear):
         w = self.weight
         applies = {"packed": lambda: packable(w) and self._packed_weight() is not None,
                    "linear": lambda: True,
-                   "wmajor": lambda: w.dtype == torch.float32 and rows <= SKINNY_ROWS}
+                   "wmajor": lambda: w.dtype == torch.float32 and rows <= SKINNY_ROWS,
+                   "gemv": lambda: w.numel() >= MIN_WEIGHT and gemv.applies(w, rows)}
         return [k for k in among if applies[k]()]
 
     def kernel(self, rows: int) -> str:
@@ -307,6 +314,8 @@ class Linear(nn.Linear):
             x2 = x.reshape(-1, x.shape[-1])  # [M, in]
             y = torch.mm(w, x2.t()) if bias is None else torch.addmm(bias[:, None], w, x2.t())  # [out, M]
             return y.t().contiguous().view(*x.shape[:-1], self.out_features)
+        elif kernel == "gemv" and gemv.applies(w, x.numel() // x.shape[-1]):
+            return gemv.gemv(x, w, bias)
         return F.linear(x, w, bias)
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
