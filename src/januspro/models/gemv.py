@@ -2,7 +2,7 @@
 
 At 1-4 rows (a decode step, two rows with classifier-free guidance) a linear layer's product is bound by reading
 its weight once, yet torch's CPU kernels read a Janus-Pro-1B weight at well under the speed of a plain read of
-it (``benchmarks/bench_kernels.py``). ``gemv.c`` streams four weight rows at a time against all input rows held
+it (``benchmarks/bench_kernels.py``). ``gemv.c`` streams eight weight rows at a time against all input rows held
 in registers, with the output rows split over torch's thread count. :mod:`januspro.models.linear` offers it as
 one more candidate kernel (``gemv``) and keeps it only where timing finds it faster.
 
