@@ -113,6 +113,14 @@ def test_a_compiler_that_fails_is_reported(fresh_build, monkeypatch):
     assert "exited with 1" in G.why_unavailable() and not list(fresh_build.glob("*"))
 
 
+def test_unwritable_kernel_folder_is_not_an_error(fresh_build, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("JANUSPRO_KERNEL_DIR", str(blocker / "kernels"))  # its parent is a file
+    assert not G.available() and "cannot write" in G.why_unavailable()
+    assert "gemv" not in L.Linear(1024, 1024).candidates(2)
+
+
 def test_can_be_turned_off(fresh_build, monkeypatch):
     monkeypatch.setenv("JANUSPRO_CPU_GEMV", "0")
     assert not G.available() and G.why_unavailable() == "turned off by JANUSPRO_CPU_GEMV=0"

@@ -54,9 +54,12 @@ def _compiler() -> str | None:
 
 def _build(cc: str, flags: list[str], out: Path) -> str | None:
     """Compile the source into ``out`` (atomically); None on success, else the compiler's complaint."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
+    try:  # a folder that cannot be made or written (read-only home) means no kernel, not an error
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as e:
+        return f"cannot write {out.parent}: {e}"
     try:
         done = subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", tmp, str(SOURCE)],
                               capture_output=True, text=True, timeout=120)
