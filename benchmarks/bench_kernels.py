@@ -3,9 +3,10 @@
 A decode step multiplies 2 (n=1 with CFG) or 16 rows by every weight, so on CPU its speed is how fast the
 product kernel streams the weight from memory. For each weight shape and dtype this times januspro's four
 kernels (``packed``: oneDNN's prepacked GEMM, ``linear``: ``F.linear``, ``wmajor``: ``(W @ x.T).T``, fp32 only,
-``gemv``: januspro's own C kernel for 1-4 rows, where this machine's compiler builds it) and a plain read of the weight (``W.sum()``, the speed a perfect product kernel could stream it at), interleaved,
-median of ``--repeat``, and reports each as GB/s of weight bytes. Weights smaller than the CPU's last-level cache
-stay in cache between repeats, so their GB/s are cache speeds, not memory speeds.
+``gemv``: januspro's own C kernel for 1-4 rows, where this machine's compiler builds it) and a plain read of the
+weight (``W.sum()``, the speed a perfect product kernel could stream it at), interleaved, median of ``--repeat``,
+and reports each as GB/s of weight bytes. Weights smaller than the CPU's last-level cache stay in cache between
+repeats, so their GB/s are cache speeds, not memory speeds.
 
     python benchmarks/bench_kernels.py                              # Janus-Pro-1B shapes, fp32 and bf16, 2 rows
     python benchmarks/bench_kernels.py --rows 16 --dtypes fp32

@@ -19,6 +19,12 @@ def cpu_name() -> str:
         return name
 
 
+def cache_dir() -> Path:
+    """januspro's per-user cache folder: ``$XDG_CACHE_HOME/januspro``, else ``~/.cache/januspro``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "januspro"
+
+
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     """``write(tmp)`` into a temporary file next to ``path``, then rename it over ``path``: a reader (or a
     write killed half-way) sees the old file or the new one, never a partial one. The temporary file is

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..system import cpu_name
+from ..system import cache_dir, cpu_name
 
 SOURCE = Path(__file__).with_name("gemv.c")
 DTYPES = (torch.float32, torch.bfloat16)
@@ -34,6 +34,7 @@ FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-march=native"])
 _LIB: ctypes.CDLL | None = None
 _TRIED = False
 _ERROR: str | None = None
+_MAX_ROWS = 0  # the loaded kernel's row limit (0 while none is loaded)
 
 
 def enabled() -> bool:
@@ -44,8 +45,7 @@ def kernel_dir() -> Path:
     value = os.environ.get("JANUSPRO_KERNEL_DIR", "").strip()
     if value:
         return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "januspro"
+    return cache_dir()
 
 
 def _compiler() -> str | None:
@@ -82,23 +82,25 @@ def library_path(cc: str, flags: list[str]) -> Path:
 
 
 def _load(path: Path) -> ctypes.CDLL:
+    global _MAX_ROWS
     lib = ctypes.CDLL(str(path))
     lib.jp_gemv.restype = ctypes.c_int
     lib.jp_gemv.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_int]
     for name in ("jp_gemv_max_rows", "jp_gemv_vector_floats", "jp_gemv_bf16_pairs"):
         getattr(lib, name).restype = ctypes.c_int
+    _MAX_ROWS = lib.jp_gemv_max_rows()
     return lib
 
 
 def library() -> ctypes.CDLL | None:
     """The built kernel library, building it on the first call; None where it cannot be built or is off."""
     global _LIB, _TRIED, _ERROR
-    if not enabled():
-        return None
-    if _TRIED:
+    if _TRIED:  # every product after the first asks: no environment or file lookups here
         return _LIB
     _TRIED = True
+    if not enabled():
+        return None
     cc = _compiler()
     if cc is None:
         _ERROR = "no C compiler (set CC)"
@@ -139,14 +141,14 @@ def bf16_pairs() -> bool:
 
 
 def max_rows() -> int:
-    lib = library()
-    return lib.jp_gemv_max_rows() if lib is not None else 0
+    """The most rows one product takes (0 where the kernel is not available)."""
+    return _MAX_ROWS if library() is not None else 0
 
 
 def applies(weight: torch.Tensor, rows: int) -> bool:
     """Can :func:`gemv` multiply ``rows`` rows by this weight (CPU, fp32/bf16, contiguous, few rows)?"""
-    return (weight.device.type == "cpu" and weight.dtype in DTYPES and weight.dim() == 2
-            and weight.is_contiguous() and 1 <= rows <= max_rows())
+    return (1 <= rows <= max_rows() and weight.dtype in DTYPES and weight.device.type == "cpu"
+            and weight.dim() == 2 and weight.is_contiguous())
 
 
 def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -164,11 +166,21 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
                          f"got {weight.dtype} {tuple(weight.shape)} with {rows} rows")
     if x.dtype != weight.dtype:
         raise ValueError(f"gemv: input is {x.dtype}, the weight {weight.dtype}; they must match")
-    x2 = x.reshape(rows, k).contiguous()
-    b32 = None if bias is None else bias.to(torch.float32).contiguous()
-    y = torch.empty(rows, n, dtype=torch.float32)
-    rc = lib.jp_gemv(weight.data_ptr(), int(weight.dtype == torch.bfloat16), x2.data_ptr(), y.data_ptr(),
-                     None if b32 is None else b32.data_ptr(), rows, n, k, torch.get_num_threads())
+    return product(x, weight, bias)
+
+
+def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The kernel call itself, without :func:`gemv`'s checks: for callers that know the kernel is loaded and
+    :func:`applies` to this weight and row count, with ``x`` of the weight's dtype (the Linear layers, whose
+    timed choice checked that once per weight shape). Kept lean: it runs for every layer of every decode step."""
+    x = x.contiguous()
+    bf16 = weight.dtype == torch.bfloat16
+    if bias is not None and bf16:
+        bias = bias.float()
+    y = torch.empty((*x.shape[:-1], weight.shape[0]), dtype=torch.float32)
+    n, k = weight.shape
+    rc = _LIB.jp_gemv(weight.data_ptr(), bf16, x.data_ptr(), y.data_ptr(),
+                      None if bias is None else bias.data_ptr(), x.numel() // k, n, k, torch.get_num_threads())
     if rc != 0:
-        raise RuntimeError(f"gemv: the kernel failed ({'out of memory' if rc == -2 else f'{rows} rows'})")
-    return y.to(x.dtype).view(*x.shape[:-1], n)
+        raise RuntimeError(f"gemv: the kernel failed ({'out of memory' if rc == -2 else 'rows out of range'})")
+    return y.to(torch.bfloat16) if bf16 else y

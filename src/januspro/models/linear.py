@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..system import atomic_write, cpu_name
+from ..system import atomic_write, cache_dir, cpu_name
 from . import gemv
 
 SKINNY_ROWS = 128  # the weight-major product is a candidate up to this many rows (fp32)
@@ -124,8 +124,7 @@ def kernel_cache_path() -> Path | None:
         return None
     if value:
         return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "januspro" / "cpu_kernels.json"
+    return cache_dir() / "cpu_kernels.json"
 
 
 def machine_key() -> str:
@@ -274,7 +273,8 @@ class Linear(nn.Linear):
         applies = {"packed": lambda: packable(w) and self._packed_weight() is not None,
                    "linear": lambda: True,
                    "wmajor": lambda: w.dtype == torch.float32 and rows <= SKINNY_ROWS,
-                   "gemv": lambda: w.numel() >= MIN_WEIGHT and gemv.applies(w, rows)}
+                   # the choice holds for the whole row bucket, so the kernel must take its largest row count
+                   "gemv": lambda: w.numel() >= MIN_WEIGHT and gemv.applies(w, BUCKETS[bucket_of(rows)][0] or 0)}
         return [k for k in among if applies[k]()]
 
     def kernel(self, rows: int) -> str:
@@ -314,8 +314,8 @@ class Linear(nn.Linear):
             x2 = x.reshape(-1, x.shape[-1])  # [M, in]
             y = torch.mm(w, x2.t()) if bias is None else torch.addmm(bias[:, None], w, x2.t())  # [out, M]
             return y.t().contiguous().view(*x.shape[:-1], self.out_features)
-        elif kernel == "gemv" and gemv.applies(w, x.numel() // x.shape[-1]):
-            return gemv.gemv(x, w, bias)
+        elif kernel == "gemv" and w.is_contiguous():  # chosen for this row bucket, so it takes these rows
+            return gemv.product(x, w, bias)
         return F.linear(x, w, bias)
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
