@@ -60,6 +60,10 @@ def test_generate_writes_pngs_and_grid(tiny_ckpt, tmp_path, capsys):
     assert main(["generate", "a", "bb", "--model", str(tiny_ckpt), "-n", "2", "--out", str(tmp_path / "two"),
                  "--quiet"]) == 0
     assert len(list((tmp_path / "two").glob("p01_*.png"))) == 2
+    # a guidance schedule changes the images of the same seed
+    assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "3", "--seed", "1", "--cfg", "3",
+                 "--cfg-end", "1", "--out", str(tmp_path / "sched"), "--quiet"]) == 0
+    assert (out / "001.png").read_bytes() != (tmp_path / "sched" / "001.png").read_bytes()
 
 
 def test_chat_prints_an_answer(tiny_ckpt, tmp_path, capsys):
@@ -75,6 +79,7 @@ def test_chat_prints_an_answer(tiny_ckpt, tmp_path, capsys):
 @pytest.mark.parametrize("argv,match", [
     (["generate", "x", "--cfg", "-1"], "cfg_weight must be >= 0"),
     (["generate", "x", "-n", "0"], "images per prompt"),
+    (["generate", "x", "--cfg-end", "-2"], "cfg_end must be >= 0"),
     (["generate", "word " * 600], "exceeds the model's context"),
     (["chat", "hi", "--image", "/nonexistent.png"], "no image file"),
     (["chat", "hi", "--temperature", "-2"], "temperature must be >= 0"),

@@ -149,7 +149,8 @@ def test_prefill_last_only_equals_full_last_row(pair):
 
 
 def _official_interleaved(model, prompt, n, weight, temperature, seed):
-    """DeepSeek's generation loop (interleaved cond/uncond rows, no padding), re-run step by step."""
+    """DeepSeek's generation loop (interleaved cond/uncond rows, no padding), re-run step by step; ``weight`` may
+    be a list with one guidance weight per code."""
     g = make_generator(seed)
     tokens = torch.tensor([prompt] * (2 * n))
     tokens[1::2, 1:-1] = PAD
@@ -157,7 +158,8 @@ def _official_interleaved(model, prompt, n, weight, temperature, seed):
     out = torch.zeros(n, model.cfg.vq.num_tokens, dtype=torch.long)
     for i in range(model.cfg.vq.num_tokens):
         logits = model.image_logits(model(emb)[:, -1])
-        logits = logits[1::2] + weight * (logits[0::2] - logits[1::2])
+        w = weight[i] if isinstance(weight, list) else weight
+        logits = logits[1::2] + w * (logits[0::2] - logits[1::2])
         probs = torch.softmax(logits / temperature, dim=-1)
         nxt = torch.multinomial(probs, 1, generator=g)
         out[:, i] = nxt[:, 0]
@@ -175,6 +177,33 @@ def test_cfg_layout_equals_official_interleaved(pair):
     got = generate_codes(ours, [prompt], [unconditional_ids(prompt, PAD)],
                          ImageGenParams(cfg_weight=4.0, temperature=1.0, n=3), PAD, make_generator(11))
     assert torch.equal(got, ref)
+
+
+@torch.no_grad()
+def test_guidance_schedule(pair):
+    """``cfg_end``: the weight of code i is linear between the first and last code's, as in a reference loop."""
+    _, ours = pair
+    g = torch.Generator().manual_seed(7)
+    prompt = _prompt(g, 5, ours.cfg.llm.vocab_size)
+    t = ours.cfg.vq.num_tokens
+    params = ImageGenParams(cfg_weight=6.0, cfg_end=1.0, temperature=1.0, n=2)
+    weights = params.cfg_weights(t)
+    assert weights[0] == 6.0 and weights[-1] == pytest.approx(1.0) and len(weights) == t
+    assert all(a > b for a, b in zip(weights, weights[1:], strict=False))
+
+    def run(p):
+        return generate_codes(ours, [prompt], [unconditional_ids(prompt, PAD)], p, PAD, make_generator(12))
+
+    got = run(params)
+    assert torch.equal(got, _official_interleaved(ours, prompt, n=2, weight=weights, temperature=1.0, seed=12))
+    assert not torch.equal(got, run(ImageGenParams(cfg_weight=6.0, temperature=1.0, n=2)))
+    flat = ImageGenParams(cfg_weight=4.0, cfg_end=4.0, temperature=1.0, n=2)  # a flat schedule is the constant weight
+    assert torch.equal(run(flat), run(ImageGenParams(cfg_weight=4.0, temperature=1.0, n=2)))
+    # a schedule that ends anywhere but 1 needs the unconditional rows even when it starts at 1
+    assert ImageGenParams(cfg_weight=1.0, cfg_end=3.0).uses_guidance
+    assert not ImageGenParams(cfg_weight=1.0).uses_guidance
+    with pytest.raises(ValueError, match="cfg_end"):
+        ImageGenParams(cfg_end=-1.0)
 
 
 def test_seeds(pair):
@@ -276,6 +305,15 @@ def test_compiled_image_step_equals_eager(pair):
     other = [_prompt(g, 7, vocab), _prompt(g, 12, vocab)]  # longer prompts, same batch: same cache bucket
     assert torch.equal(run(other, True, seed=4), run(other, False, seed=4))
     assert counters["stats"]["unique_graphs"] == graphs, "a prompt of another length recompiled the step"
+
+    def scheduled(compile):
+        return generate_codes(ours, prompts, [unconditional_ids(p, PAD) for p in prompts],
+                              ImageGenParams(cfg_weight=5.0, cfg_end=1.0, temperature=1.0, n=2, compile=compile),
+                              PAD, make_generator(5))
+
+    assert torch.equal(scheduled(True), scheduled(False))
+    # the weight is a tensor input: one more graph for the schedule, not one per code
+    assert counters["stats"]["unique_graphs"] <= graphs + 1
 
 
 @pytest.mark.parametrize("heads,kv_heads", [(4, 4), (8, 2)])

@@ -59,7 +59,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .processing.image import contact_sheet
 
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            n=args.n, seed=args.seed, compile=args.compile)
+                            n=args.n, seed=args.seed, compile=args.compile, cfg_end=args.cfg_end)
     model, proc = _load(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -264,7 +264,7 @@ def _cmd_eval_geneval(args: argparse.Namespace) -> int:
     from .generation.image import ImageGenParams
 
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            n=args.n, seed=args.seed or 0, compile=args.compile)
+                            n=args.n, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end)
     model, proc = _load(args)
     bar, progress = _progress("geneval", "prompt", args.quiet)
     results = run_geneval(model, proc, args.data, args.out, params, args.scorer, progress)
@@ -331,7 +331,7 @@ def _cmd_eval_dpg(args: argparse.Namespace) -> int:
     from .generation.image import ImageGenParams
 
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            n=4, seed=args.seed or 0, compile=args.compile)
+                            n=4, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end)
     model, proc = _load(args)
     bar, progress = _progress("dpg", "prompt", args.quiet)
     res = run_dpg(model, proc, args.data, args.out, params, args.limit, progress)
@@ -369,6 +369,9 @@ def _add_image_sampling_args(p: argparse.ArgumentParser, with_n: bool = True) ->
         p.add_argument("-n", type=int, default=4, help="images per prompt (default: 4)")
     p.add_argument("--cfg", type=float, default=5.0,
                    help="classifier-free guidance weight; 1 disables guidance, 0 is unconditional (default: 5)")
+    p.add_argument("--cfg-end", type=float, default=None,
+                   help="guidance schedule: the weight moves linearly from --cfg at the first image code to this "
+                        "value at the last (default: constant --cfg)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default: 1)")
     p.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest codes (default: off)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")

@@ -39,10 +39,14 @@ class ImageGenParams:
     n: int = 1  # images per prompt
     seed: int | None = None
     compile: bool = False  # torch.compile the decode step (CUDA graphs on GPU)
+    # guidance schedule: the weight moves linearly from cfg_weight (first code) to cfg_end (last code); None: constant
+    cfg_end: float | None = None
 
     def __post_init__(self) -> None:
         if self.cfg_weight < 0:
             raise ValueError(f"cfg_weight must be >= 0, got {self.cfg_weight}")
+        if self.cfg_end is not None and self.cfg_end < 0:
+            raise ValueError(f"cfg_end must be >= 0, got {self.cfg_end}")
         if self.n < 1:
             raise ValueError(f"n (images per prompt) must be >= 1, got {self.n}")
         SamplingParams(self.temperature, self.top_k, self.top_p)  # validates
@@ -50,6 +54,18 @@ class ImageGenParams:
     @property
     def sampling(self) -> SamplingParams:
         return SamplingParams(self.temperature, self.top_k, self.top_p)
+
+    @property
+    def uses_guidance(self) -> bool:
+        """Whether any code is sampled with a weight other than 1 (else the unconditional rows are not run)."""
+        return self.cfg_weight != 1.0 or (self.cfg_end is not None and self.cfg_end != 1.0)
+
+    def cfg_weights(self, num_tokens: int) -> list[float]:
+        """The guidance weight of each code position."""
+        if self.cfg_end is None or num_tokens == 1:
+            return [self.cfg_weight] * num_tokens
+        step = (self.cfg_end - self.cfg_weight) / (num_tokens - 1)
+        return [self.cfg_weight + step * i for i in range(num_tokens)]
 
 
 def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
@@ -62,14 +78,16 @@ def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
 
 def image_decode_step(model: JanusModel, cache: KVCache, hidden: torch.Tensor, i: torch.Tensor,
                       noise: torch.Tensor | None, key_mask: torch.Tensor, next_pos: torch.Tensor, slots: torch.Tensor,
-                      first_slot: torch.Tensor, rope: RopeTable, cfg_weight: float, sampling: SamplingParams,
+                      first_slot: torch.Tensor, rope: RopeTable, cfg_weight: float | torch.Tensor,
+                      sampling: SamplingParams,
                       use_cfg: bool, kv_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick image code ``i`` for every sample and run the trunk on it.
 
     ``hidden`` [R, H] is the trunk output before code ``i`` (R = 2 x samples with guidance: conditional rows,
     then unconditional ones); ``i`` and ``first_slot`` (the cache slot of code 0) are 0-d tensors and ``noise``
     [samples, codebook] the step's Exp(1) draws (None when greedy); attention reads the first ``kv_len`` cache
-    slots (see :func:`attended_slots`). The whole step (image head, guidance,
+    slots (see :func:`attended_slots`); ``cfg_weight`` may be a 0-d tensor (a schedule: no recompiling per step).
+    The whole step (image head, guidance,
     sampling, code embedding, trunk) is one pure function over the static cache: compiled, it is one graph.
     Returns the codes [samples] and the next hidden states [R, H].
     """
@@ -101,7 +119,7 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
     """Image codes [len(cond_ids) * n, num_tokens] for token-id prompts (each ending with <begin_of_image>).
 
     ``uncond_ids`` gives the unconditional (or negative) prompt per conditional prompt; it is ignored when
-    ``cfg_weight == 1`` (guidance is then the conditional logits alone, so those rows are not run).
+    every guidance weight is 1 (guidance is then the conditional logits alone, so those rows are not run).
     With ``params.compile`` the decode step is compiled (cache length rounded up so that prompts of
     different lengths reuse it); the codes are the same as without.
     """
@@ -109,7 +127,7 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
         raise ValueError("no prompts given")
     device = model.lm_head.weight.device
     b, n = len(cond_ids), params.n
-    use_cfg = params.cfg_weight != 1.0
+    use_cfg = params.uses_guidance
     rows = list(cond_ids)
     if use_cfg:
         if uncond_ids is None or len(uncond_ids) != b:
@@ -134,10 +152,14 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
     steps = torch.arange(num_tokens, device=device)
     first = torch.tensor(state.prompt_len, device=device)
     k = model.cfg.vq.codebook_size
+    # a constant weight stays a Python float (as before); a schedule is one 0-d tensor per code
+    weights: list[float] | list[torch.Tensor] = params.cfg_weights(num_tokens)
+    if params.cfg_end is not None:
+        weights = list(torch.tensor(weights, dtype=torch.float32, device=device).unbind())
     for i in range(num_tokens):
         noise = None if sp.greedy else draw_noise(b * n, k, generator, device)
         code, hidden = fn(model, state.cache, hidden, steps[i], noise, state.key_mask, state.next_pos, state.slots,
-                          first, state.rope, params.cfg_weight, sp, use_cfg,
+                          first, state.rope, weights[i], sp, use_cfg,
                           attended_slots(state, i, params.compile))
         if clone:
             hidden = hidden.clone()
