@@ -83,6 +83,7 @@ class ImageBody(_Body):
     size: str | None = None
     response_format: str = "b64_json"
     cfg_weight: float = Field(default=5.0, ge=0)
+    cfg_end: float | None = Field(default=None, ge=0)
     temperature: float = Field(default=1.0, ge=0)
     top_k: int = Field(default=0, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
@@ -417,7 +418,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(400, "only response_format 'b64_json' is supported", param="response_format")
         try:
             params = ImageGenParams(cfg_weight=body.cfg_weight, temperature=body.temperature, top_k=body.top_k,
-                                    top_p=body.top_p, n=body.n, seed=body.seed)
+                                    top_p=body.top_p, n=body.n, seed=body.seed, cfg_end=body.cfg_end)
             processor.encode_generation_prompt(body.prompt)
             if body.negative_prompt is not None:
                 processor.encode_generation_prompt(body.negative_prompt)
