@@ -119,20 +119,21 @@ def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
     assert (out / "data" / "t2i" / "t2i_synthetic.jsonl").read_text() == "".join(mixed)
 
 
-def test_recipe_cli_kind_balance_reaches_the_understanding_chats(tmp_path):
+@pytest.mark.parametrize("flag,field", [("--kind-balance", "kind_balance"), ("--hard-negatives", "hard_negatives")])
+def test_recipe_cli_style_flags_reach_the_understanding_chats(tmp_path, flag, field):
     from januspro.shapes.datasets import DataStyle, und_item
 
     out = tmp_path / "r"
     argv = ["train", "recipe", "shapes", "--out", str(out), "--until", "data", "--data-scale", "0.0005",
-            "--eval-items", "1", "--quiet", "--kind-balance", "1"]
+            "--eval-items", "1", "--quiet", flag, "1"]
     assert main(argv) == 0
-    assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["style"]["kind_balance"] == 1.0
+    assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["style"][field] == 1.0
     rows = [json.loads(r) for r in (out / "data" / "und" / "und.jsonl").read_text().splitlines()]
-    want = [und_item(0, i, DataStyle(kind_balance=1.0))[0] for i in range(len(rows))]
+    want = [und_item(0, i, DataStyle(**{field: 1.0}))[0] for i in range(len(rows))]
     assert [r["messages"] for r in rows] == want
     assert want != [und_item(0, i)[0] for i in range(len(rows))]
-    with pytest.raises(SystemExit, match="kind-balance"):
-        main(["train", "recipe", "shapes", "--out", str(tmp_path / "bad"), "--kind-balance", "2"])
+    with pytest.raises(SystemExit, match=field):
+        main(["train", "recipe", "shapes", "--out", str(tmp_path / "bad"), flag, "2"])
 
 
 def test_trained_vq_keeps_its_records_and_plot_for_reuse(tmp_path):

@@ -175,6 +175,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
                    help="share of the understanding chats whose questions are drawn kind by kind, every question "
                         "kind a scene offers equally likely, instead of uniformly over its questions (~40%% counts, "
                         "~6%% relations, ~4%% 'where'; default: %(default)s)")
+    p.add_argument("--hard-negatives", type=float, default=Recipe.default_style().hard_negatives,
+                   help="share of the understanding chats' 'Is there ...?' questions about an absent object that "
+                        "ask for a near miss of a present one (its shape in another colour or its colour on another "
+                        "shape), the kind POPE's adversarial split asks; default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -189,9 +193,10 @@ def _cmd_recipe(argv: list[str]) -> int:
     if args.data_scale <= 0 or args.eval_items < 1:
         raise SystemExit("error: --data-scale must be > 0 and --eval-items >= 1")
     try:
-        style = replace(Recipe.default_style(), caption_order=args.caption_order, kind_balance=args.kind_balance)
+        style = replace(Recipe.default_style(), caption_order=args.caption_order, kind_balance=args.kind_balance,
+                        hard_negatives=args.hard_negatives)
     except ValueError as e:
-        raise SystemExit(f"error: --kind-balance: {e}") from None
+        raise SystemExit(f"error: {e}") from None
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
                     eval_items=args.eval_items, progress=not args.quiet, style=style,
                     sft_caption_order=args.sft_caption_order)
