@@ -2,7 +2,8 @@
 
 Measures text-to-image (ms per decode step, images/s for n=1 and n=8 with CFG, VQ decode included) and
 understanding (time to first token, tokens/s), and the decode step against the memory-bandwidth roofline
-(bytes of weights + KV cache read per step / measured copy bandwidth) and the compute roofline (FLOPs per step /
+(bytes of weights + KV cache read per step / measured copy bandwidth, and the same against the read bandwidth of a
+large sum) and the compute roofline (FLOPs per step /
 measured matrix-product throughput: with CFG, n=8 is 16 rows per step, which on a few CPU cores makes the
 step compute-bound). Prints a table and writes
 benchmarks/RESULTS.md.
@@ -132,6 +133,13 @@ def bandwidth_gbs(device: str, mb: int = 512) -> float:
     return 2 * x.numel() * 4 / t / 1e9
 
 
+def read_bandwidth_gbs(device: str, mb: int = 512) -> float:
+    """Read bandwidth: bytes per second of summing a large tensor (only reads, as a decode step's weights)."""
+    x = torch.ones(mb * (1 << 20) // 4, dtype=torch.float32, device=device)
+    t = timeit(lambda: x.sum(), 5, device)
+    return x.numel() * 4 / t / 1e9
+
+
 def matmul_gflops(device: str, dtype: torch.dtype, size: int = 2048) -> float:
     """Compute throughput of this machine: FLOP/s of a large square matrix product in ``dtype``."""
     a = torch.randn(size, size, device=device).to(dtype)
@@ -216,8 +224,9 @@ def bench_t2i(s: Spec, hf, ours, device: str, repeat: int, flops: float, modes: 
             t_ours = timeit(ours_codes(mode == "compiled"), repeat, device)
             step_ours = t_ours / num_tokens
             # a shared host's bandwidth moves by 2x within minutes: measure it again right after this row
-            bw_row = bandwidth_gbs(device)
+            bw_row, read_row = bandwidth_gbs(device), read_bandwidth_gbs(device)
             mem_s = step_bytes(ours, 2 * n, ctx) / (bw_row * 1e9)
+            read_s = step_bytes(ours, 2 * n, ctx) / (read_row * 1e9)
             print(f"  t2i n={n}: ours {mode} {step_ours * 1e3:.2f} ms/step", flush=True)
             rows.append({
                 "config": s.name, "dtype": str(dtype).replace("torch.", ""),
@@ -225,7 +234,9 @@ def bench_t2i(s: Spec, hf, ours, device: str, repeat: int, flops: float, modes: 
                 "ours": f"{step_ours * 1e3:.2f} ms/step, {n / (t_ours + t_dec_ours):.3f} img/s",
                 "transformers": f"{t_hf / num_tokens * 1e3:.2f} ms/step, {n / (t_hf + t_dec_hf):.3f} img/s",
                 "ratio": f"{(t_hf + t_dec_hf) / (t_ours + t_dec_ours):.2f}x img/s ({t_hf / t_ours:.2f}x steps)",
-                "roofline": f"{roofline(step_ours, mem_s, compute_s)} at {bw_row:.0f} GB/s",
+                "roofline": f"{roofline(step_ours, mem_s, compute_s)} at {bw_row:.0f} GB/s; "
+                            f"read-only bound {read_s * 1e3:.2f} ms: {read_s / step_ours * 100:.0f}% at "
+                            f"{read_row:.0f} GB/s read",
             })
         gc.collect()
     return rows
@@ -293,7 +304,7 @@ def main() -> None:
         bad = [x for x in given if x not in known]
         if bad:
             ap.error(f"{name}: unknown {', '.join(bad)} (choose from {', '.join(known)})")
-    bw = bandwidth_gbs(args.device)
+    bw, bw_read = bandwidth_gbs(args.device), read_bandwidth_gbs(args.device)
     rows, peaks = [], {}
     for dname in args.dtypes.split(","):
         peaks[dname] = matmul_gflops(args.device, DTYPES[dname])
@@ -309,7 +320,8 @@ def main() -> None:
     # a run of some tasks only keeps its own section, so it does not replace the full table
     marker = "## bench_generate.py" + ("" if set(tasks) == set(TASKS) else f" --tasks {','.join(tasks)}") + " ("
     text = (f"{marker}{time.strftime('%Y-%m-%d')})\n\nHardware: {hw}; torch {torch.__version__}; "
-            f"measured copy bandwidth {bw:.1f} GB/s at the start (each t2i row's roofline uses the bandwidth measured "
+            f"measured copy bandwidth {bw:.1f} GB/s ((read + written bytes) / time of a 512 MiB copy) and read "
+            f"bandwidth {bw_read:.1f} GB/s (a 512 MiB sum) at the start (each t2i row's roofline uses both measured "
             f"right after it); measured matrix-product throughput "
             f"{', '.join(f'{k} {v:.0f} GFLOP/s' for k, v in peaks.items())}. Same random weights and inputs for both implementations, "
             f"one process; median of {args.repeat} runs after a warm-up. img/s = n / (code generation time + the "
@@ -318,7 +330,9 @@ def main() -> None:
             f"'roofline': the memory bound (weights + KV cache bytes one decode step must read) / bandwidth and "
             f"the compute bound (its FLOPs: every row through every weight matrix, plus attention over the cache) / "
             f"matrix-product throughput, each as a share of the measured step; the larger bound is the one the "
-            f"step cannot beat.\n\n{table}")
+            f"step cannot beat. The read-only bound is the same bytes at the read bandwidth: a decode step only "
+            f"reads its weights, and on hosts where one core cannot keep enough reads in flight a copy (which "
+            f"streams reads and writes together) moves more bytes per second than any read-only loop.\n\n{table}")
     picked = linear_choices()
     if picked:  # the CPU Linear kernel each weight shape and row bucket timed fastest on this machine
         text += ("\nCPU Linear kernels chosen by timing (weight out x in, dtype, threads, rows): "

@@ -138,6 +138,28 @@ def test_exact_resume(tiny_setup, tmp_path):
     assert first + second == full  # to the last digit
 
 
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_compiled_layers_train_like_eager(tiny_setup, tmp_path, checkpointing):
+    """train.compile: the same losses (to float tolerance) and the same parameter names as the eager run."""
+    from torch._dynamo.utils import counters
+
+    root, ckpt = tiny_setup
+    extra = ("data.ratio=[1,1,2]", f"train.activation_checkpointing={str(checkpointing).lower()}")
+    eager = Trainer(load_run_config(CONFIGS / "stage2.yaml", _overrides(root, ckpt, tmp_path / "e", 4, extra)))
+    want = [s.loss for s in eager.run()]
+    tr = Trainer(load_run_config(CONFIGS / "stage2.yaml",
+                                 _overrides(root, ckpt, tmp_path / "c", 4, (*extra, "train.compile=true"))))
+    torch._dynamo.reset()  # no graph cached by an earlier test: this run must compile its own
+    graphs = counters["stats"]["unique_graphs"]
+    got = [s.loss for s in tr.run()]
+    assert got == pytest.approx(want, rel=1e-4)
+    assert counters["stats"]["unique_graphs"] > graphs  # the layers really ran compiled
+    assert set(tr.model.state_dict()) == set(eager.model.state_dict())
+    with pytest.raises(RunConfigError, match="fsdp"):
+        load_run_config(None, _overrides(root, ckpt, tmp_path / "f", 1, ("train.compile=true",
+                                                                             "train.parallel=fsdp")))
+
+
 def test_atomic_checkpoint(tiny_setup, tmp_path, monkeypatch):
     root, ckpt = tiny_setup
     cfg = load_run_config(CONFIGS / "stage1.yaml", _overrides(root, ckpt, tmp_path / "a", steps=2))

@@ -87,6 +87,7 @@ class TrainSection:
     device: str = "cpu"
     dtype: str = "fp32"  # fp32 (exact), bf16 (autocast), auto (bf16 on GPU and on CPUs with bf16 matmul units)
     activation_checkpointing: bool = False
+    compile: bool = False  # torch.compile every LLM decoder layer (applied from outside the model)
     parallel: str = "ddp"  # under torchrun: ddp (any device) or fsdp (FSDP2, GPU); ignored for one process
     progress: bool = True
 
@@ -148,6 +149,8 @@ class RunConfig:
             raise RunConfigError("train.parallel must be none, ddp or fsdp")
         if t.dtype not in ("fp32", "bf16", "auto"):
             raise RunConfigError("train.dtype must be fp32, bf16 or auto")
+        if t.compile and t.parallel == "fsdp":
+            raise RunConfigError("train.compile is not supported with train.parallel=fsdp; use ddp or turn it off")
         self.trainable_groups()
 
     def to_dict(self) -> dict[str, Any]:

@@ -76,6 +76,19 @@ def apply_activation_checkpointing(model: JanusModel) -> None:
             layers[i] = _Checkpointed(layers[i])
 
 
+def compile_layers(model: JanusModel) -> int:
+    """``torch.compile`` every LLM decoder layer in place (parameter names and checkpoints stay as they are;
+    under activation checkpointing the wrapped layer is compiled). Packed batches change their row count from
+    step to step, so the batch size is compiled as a dynamic dimension after the first change rather than once
+    per row count. Returns how many layers were compiled."""
+    n = 0
+    for layer in model.llm.layers:
+        inner = layer.layer if isinstance(layer, _Checkpointed) else layer
+        inner.compile()
+        n += 1
+    return n
+
+
 def split_counts(total: int, ratio: list[float]) -> list[int]:
     """Largest-remainder split of ``total`` samples by ``ratio`` (deterministic)."""
     s = sum(ratio)
@@ -133,6 +146,8 @@ class Trainer:
             self.params += apply_lora(self.model, LoRAConfig(cfg.lora.rank, cfg.lora.alpha, list(cfg.lora.targets)))
         if cfg.train.activation_checkpointing:
             apply_activation_checkpointing(self.model)
+        if cfg.train.compile:
+            compile_layers(self.model)
         self.loss_module = self.wrap_loss()
         o = cfg.optim
         self.optim = torch.optim.AdamW(self.params, lr=o.lr, betas=(o.betas[0], o.betas[1]),
