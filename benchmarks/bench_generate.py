@@ -225,8 +225,8 @@ def bench_t2i(s: Spec, hf, ours, device: str, repeat: int, flops: float, modes: 
             step_ours = t_ours / num_tokens
             # a shared host's bandwidth moves by 2x within minutes: measure it again right after this row
             bw_row, read_row = bandwidth_gbs(device), read_bandwidth_gbs(device)
-            mem_s = step_bytes(ours, 2 * n, ctx) / (bw_row * 1e9)
-            read_s = step_bytes(ours, 2 * n, ctx) / (read_row * 1e9)
+            nbytes = step_bytes(ours, 2 * n, ctx)
+            mem_s, read_s = nbytes / (bw_row * 1e9), nbytes / (read_row * 1e9)
             print(f"  t2i n={n}: ours {mode} {step_ours * 1e3:.2f} ms/step", flush=True)
             rows.append({
                 "config": s.name, "dtype": str(dtype).replace("torch.", ""),

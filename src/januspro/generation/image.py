@@ -62,10 +62,8 @@ class ImageGenParams:
 
     def cfg_weights(self, num_tokens: int) -> list[float]:
         """The guidance weight of each code position."""
-        if self.cfg_end is None or num_tokens == 1:
-            return [self.cfg_weight] * num_tokens
-        step = (self.cfg_end - self.cfg_weight) / (num_tokens - 1)
-        return [self.cfg_weight + step * i for i in range(num_tokens)]
+        end = self.cfg_weight if self.cfg_end is None else self.cfg_end
+        return torch.linspace(self.cfg_weight, end, num_tokens, dtype=torch.float64).tolist()
 
 
 def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
@@ -79,16 +77,14 @@ def unconditional_ids(ids: Sequence[int], pad_id: int) -> list[int]:
 def image_decode_step(model: JanusModel, cache: KVCache, hidden: torch.Tensor, i: torch.Tensor,
                       noise: torch.Tensor | None, key_mask: torch.Tensor, next_pos: torch.Tensor, slots: torch.Tensor,
                       first_slot: torch.Tensor, rope: RopeTable, cfg_weight: float | torch.Tensor,
-                      sampling: SamplingParams,
-                      use_cfg: bool, kv_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+                      sampling: SamplingParams, use_cfg: bool, kv_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick image code ``i`` for every sample and run the trunk on it.
 
     ``hidden`` [R, H] is the trunk output before code ``i`` (R = 2 x samples with guidance: conditional rows,
     then unconditional ones); ``i`` and ``first_slot`` (the cache slot of code 0) are 0-d tensors and ``noise``
     [samples, codebook] the step's Exp(1) draws (None when greedy); attention reads the first ``kv_len`` cache
     slots (see :func:`attended_slots`); ``cfg_weight`` may be a 0-d tensor (a schedule: no recompiling per step).
-    The whole step (image head, guidance,
-    sampling, code embedding, trunk) is one pure function over the static cache: compiled, it is one graph.
+    The whole step (image head, guidance, sampling, code embedding, trunk) is one pure function over the static cache: compiled, it is one graph.
     Returns the codes [samples] and the next hidden states [R, H].
     """
     logits = model.image_logits(hidden).float()  # [R, K]
@@ -153,9 +149,9 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
     first = torch.tensor(state.prompt_len, device=device)
     k = model.cfg.vq.codebook_size
     # a constant weight stays a Python float (as before); a schedule is one 0-d tensor per code
-    weights: list[float] | list[torch.Tensor] = params.cfg_weights(num_tokens)
+    weights: list[float] | list[torch.Tensor] = [params.cfg_weight] * num_tokens
     if params.cfg_end is not None:
-        weights = list(torch.tensor(weights, dtype=torch.float32, device=device).unbind())
+        weights = list(torch.tensor(params.cfg_weights(num_tokens), dtype=torch.float32, device=device).unbind())
     for i in range(num_tokens):
         noise = None if sp.greedy else draw_noise(b * n, k, generator, device)
         code, hidden = fn(model, state.cache, hidden, steps[i], noise, state.key_mask, state.next_pos, state.slots,

@@ -76,17 +76,13 @@ def apply_activation_checkpointing(model: JanusModel) -> None:
             layers[i] = _Checkpointed(layers[i])
 
 
-def compile_layers(model: JanusModel) -> int:
+def compile_layers(model: JanusModel) -> None:
     """``torch.compile`` every LLM decoder layer in place (parameter names and checkpoints stay as they are;
     under activation checkpointing the wrapped layer is compiled). Packed batches change their row count from
     step to step, so the batch size is compiled as a dynamic dimension after the first change rather than once
-    per row count. Returns how many layers were compiled."""
-    n = 0
+    per row count."""
     for layer in model.llm.layers:
-        inner = layer.layer if isinstance(layer, _Checkpointed) else layer
-        inner.compile()
-        n += 1
-    return n
+        (layer.layer if isinstance(layer, _Checkpointed) else layer).compile()
 
 
 def split_counts(total: int, ratio: list[float]) -> list[int]:
