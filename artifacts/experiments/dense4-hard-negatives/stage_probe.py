@@ -4,30 +4,25 @@
 
 For every PART (default: stage2 stage3) of the recipe folder RUN: shapes-POPE (F1 and yes-ratio per split) and
 the VQA suite (overall and per kind) of RUN/PART/model, greedy, on the run's own evaluation suites
-(RUN/data/eval). Then, from the answers the recipe's eval part wrote (RUN/eval/pope), the share of "yes" to the
+(RUN/data/eval), exactly as the recipe's eval part runs them (answers written to RUN/probe/PART). Then, from the answers the recipe's eval part wrote (RUN/eval/pope), the share of "yes" to the
 absent objects of each POPE split, split into near misses (sharing a colour or a shape with an object the
 scene shows) and the rest.
 """
-import dataclasses
 import json
 import sys
 from collections import Counter
 from pathlib import Path
 
-from januspro.checkpoint import load_model, load_processor
-from januspro.eval.pope import run_pope
-from januspro.eval.vqa import run_vqa
+from januspro.checkpoint import load_processor
+from januspro.training.shapes_eval import evaluate_understanding, load_shapes_model
 
 SPLITS = ("random", "popular", "adversarial")
 
 
 def understanding(model_dir: Path, suites: Path, out: Path) -> dict:
-    model = load_model(model_dir, dtype="fp32")
-    model.cfg = dataclasses.replace(model.cfg, system_prompt="")  # the recipe trains without one
-    processor = load_processor(model)
-    pope = run_pope(model, processor, [suites / "pope" / f"pope_{s}.jsonl" for s in SPLITS], suites / "pope",
-                    out / "pope", batch_size=16, suffix="")["scores"]
-    vqa = run_vqa(model, processor, suites / "vqa" / "vqa.jsonl", suites / "vqa", out / "vqa", batch_size=16)["scores"]
+    model = load_shapes_model(model_dir)
+    scores = evaluate_understanding(model, load_processor(model), suites, out, progress=False)
+    pope, vqa = scores["pope"]["scores"], scores["vqa"]["scores"]
     return {"pope": {s: {"f1": round(v["f1"], 3), "yes_ratio": round(v["yes_ratio"], 2)} for s, v in pope.items()},
             "vqa": round(vqa["accuracy"], 3), "per_kind": {k: round(v, 2) for k, v in vqa["per_kind"].items()}}
 

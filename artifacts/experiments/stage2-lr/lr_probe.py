@@ -7,18 +7,19 @@ the baseline at the recipe's LR, step for step. Prints the mean losses of the la
 """
 import json
 import sys
+from pathlib import Path
 
 from januspro.training.config import load_run_config
-from januspro.training.recipe import _COMMON, PARTS
+from januspro.training.recipe import Recipe
 from januspro.training.trainer import make_trainer
 
 if len(sys.argv) != 5:
     sys.exit(__doc__)
 run, lr, steps, out = sys.argv[1:]
-values = {**_COMMON, **PARTS["stage2"], "optim.lr": lr, "train.steps": steps, "train.save_every": "100000",
-          "train.out": out, "train.progress": "false"}
-fill = {"out": run, "data": f"{run}/data", "tok": f"{run}/tokenizer"}
-trainer = make_trainer(load_run_config(None, [f"{k}={v.format(**fill)}" for k, v in values.items()]))
+recipe = Recipe(Path(run), overrides={"stage2": {"optim.lr": lr, "train.steps": steps, "train.save_every": "0"}},
+                progress=False)
+# the recipe's own Stage II run config, written to OUT instead of RUN/stage2 (a later override wins)
+trainer = make_trainer(load_run_config(None, [*recipe.run_config_overrides("stage2"), f"train.out={out}"]))
 rows = [s.row() for s in trainer.run()][-50:]
 print(json.dumps({"lr": lr, "steps": steps, **{k: round(sum(float(r[k]) for r in rows) / len(rows), 4)
                                               for k in ("loss", "text_loss", "image_loss")}}))

@@ -84,7 +84,8 @@ def image_decode_step(model: JanusModel, cache: KVCache, hidden: torch.Tensor, i
     then unconditional ones); ``i`` and ``first_slot`` (the cache slot of code 0) are 0-d tensors and ``noise``
     [samples, codebook] the step's Exp(1) draws (None when greedy); attention reads the first ``kv_len`` cache
     slots (see :func:`attended_slots`); ``cfg_weight`` may be a 0-d tensor (a schedule: no recompiling per step).
-    The whole step (image head, guidance, sampling, code embedding, trunk) is one pure function over the static cache: compiled, it is one graph.
+    The whole step (image head, guidance, sampling, code embedding, trunk) is one pure function over the static
+    cache: compiled, it is one graph.
     Returns the codes [samples] and the next hidden states [R, H].
     """
     logits = model.image_logits(hidden).float()  # [R, K]

@@ -59,6 +59,33 @@ def select_sampling(model, processor, validation: Path, out: Path, progress: boo
     return ImageGenParams(cfg_weight=best["cfg_weight"], temperature=best["temperature"], n=4, seed=0), table
 
 
+def load_shapes_model(model_dir: Path):
+    """A shapes-world model in fp32 and without a system prompt (the recipe trains without one): as it is
+    evaluated and packaged."""
+    import dataclasses
+
+    from ..checkpoint import load_model
+
+    model = load_model(model_dir, dtype="fp32")
+    model.cfg = dataclasses.replace(model.cfg, system_prompt="")
+    return model
+
+
+def evaluate_understanding(model, processor, suites: Path, out: Path, progress: bool = True) -> dict:
+    """shapes-POPE (three splits, greedy, no instruction suffix) and VQA on the suites written by
+    :func:`januspro.training.recipe.write_eval_suites`; returns the runners' results by benchmark."""
+    from ..eval.pope import run_pope
+    from ..eval.vqa import run_vqa
+
+    bar = _bar(progress)
+    pope_files = [suites / "pope" / f"pope_{s}.jsonl" for s in ("random", "popular", "adversarial")]
+    po = run_pope(model, processor, pope_files, suites / "pope", out / "pope", batch_size=16, suffix="",
+                  progress=bar("shapes-POPE", "question"))
+    vq = run_vqa(model, processor, suites / "vqa" / "vqa.jsonl", suites / "vqa", out / "vqa", batch_size=16,
+                 progress=bar("VQA", "question"))
+    return {"pope": po, "vqa": vq}
+
+
 def evaluate_shapes_model(model_dir: Path, suites: Path, out: Path, image_params=None, progress: bool = True
                           ) -> dict:
     """shapes-GenEval (4 samples per prompt, exact detector), shapes-POPE (three splits) and VQA on the
@@ -66,27 +93,20 @@ def evaluate_shapes_model(model_dir: Path, suites: Path, out: Path, image_params
     ``image_params`` the sampling settings are chosen on the validation prompts first."""
     import dataclasses
 
-    from ..checkpoint import load_model, load_processor
+    from ..checkpoint import load_processor
     from ..eval.geneval import run_geneval
-    from ..eval.pope import run_pope
-    from ..eval.vqa import run_vqa
 
-    model = load_model(model_dir, dtype="fp32")
-    model.cfg = dataclasses.replace(model.cfg, system_prompt="")  # trained without one
+    model = load_shapes_model(model_dir)
     processor = load_processor(model)
     selection = None
     if image_params is None:
         image_params, selection = select_sampling(model, processor, suites / "validation" /
                                                   "evaluation_metadata.jsonl", out / "validation", progress)
     params = image_params
-    bar = _bar(progress)
     ge = run_geneval(model, processor, suites / "geneval" / "evaluation_metadata.jsonl", out / "geneval", params,
-                     scorer="shapes", progress=bar("shapes-GenEval", "prompt"))
-    pope_files = [suites / "pope" / f"pope_{s}.jsonl" for s in ("random", "popular", "adversarial")]
-    po = run_pope(model, processor, pope_files, suites / "pope", out / "pope", batch_size=16, suffix="",
-                  progress=bar("shapes-POPE", "question"))
-    vq = run_vqa(model, processor, suites / "vqa" / "vqa.jsonl", suites / "vqa", out / "vqa", batch_size=16,
-                 progress=bar("VQA", "question"))
+                     scorer="shapes", progress=_bar(progress)("shapes-GenEval", "prompt"))
+    und = evaluate_understanding(model, processor, suites, out, progress)
+    po, vq = und["pope"], und["vqa"]
     return {"geneval": ge["scores"], "pope": po["scores"], "vqa": vq["scores"],
             "sampling": {k: v for k, v in dataclasses.asdict(params).items() if k != "compile"},
             "sampling_selection": selection,
@@ -207,12 +227,9 @@ def part_plot(part: str, log: Path, path: Path) -> Path:
 def package_model(recipe, dest: Path) -> dict:
     """The shipped folder: bf16 weights, config (no system prompt: the model was trained without one),
     tokenizer, loss plots and the model card (README.md)."""
-    import dataclasses
+    from ..checkpoint import save_model
 
-    from ..checkpoint import load_model, save_model
-
-    model = load_model(recipe.out / "stage3" / "model", dtype="fp32")
-    model.cfg = dataclasses.replace(model.cfg, system_prompt="")
+    model = load_shapes_model(recipe.out / "stage3" / "model")
     save_model(model, dest, tokenizer_dir=recipe.tok, dtype="bf16")
     plots = []
     for part in PLOTS:
