@@ -102,6 +102,8 @@ def test_unreadable_image(tiny_ckpt, tmp_path, capsys):
 def test_data_shapes_and_score(tmp_path, capsys):
     assert main(["data", "shapes", "--task", "t2i", "--n", "5", "--out", str(tmp_path / "t"), "--quiet"]) == 0
     assert len((tmp_path / "t" / "t2i.jsonl").read_text().splitlines()) == 5
+    with pytest.raises(SystemExit, match="--workers must be >= 1"):
+        main(["data", "shapes", "--task", "t2i", "--n", "5", "--out", str(tmp_path / "w"), "--workers", "0"])
     rows = {}
     for order in ("mixed", "raster"):
         assert main(["data", "shapes", "--task", "t2i", "--n", "40", "--out", str(tmp_path / order), "--quiet",

@@ -305,6 +305,26 @@ def test_writers_are_deterministic_and_documented(tmp_path):
     assert c.read_bytes() != a.parent.joinpath("t2i.jsonl").read_bytes()
 
 
+def test_parallel_writer_gives_the_same_files(tmp_path, monkeypatch):
+    import januspro.shapes.datasets as ds
+
+    monkeypatch.setattr(ds, "_CHUNK", 4)  # 22 items -> 6 chunks, the last one short
+    for task in ("t2i", "und", "text"):
+        a = write_task(task, tmp_path / "one", 22, seed=7, resolution=32, variant="mixed" if task == "t2i" else
+                       "synthetic")
+        ticks = []
+        b = write_task(task, tmp_path / "two", 22, seed=7, resolution=32, variant="mixed" if task == "t2i" else
+                       "synthetic", workers=2, progress=ticks.append)
+        assert a.read_bytes() == b.read_bytes() and len(a.read_text().splitlines()) == 22
+        assert ticks == [4, 8, 12, 16, 20, 22]
+    names = sorted(p.name for p in (tmp_path / "one" / "images").iterdir())
+    assert len(names) == 44 and names == sorted(p.name for p in (tmp_path / "two" / "images").iterdir())
+    for name in names:
+        assert (tmp_path / "one" / "images" / name).read_bytes() == (tmp_path / "two" / "images" / name).read_bytes()
+    with pytest.raises(ValueError, match="workers"):
+        write_task("t2i", tmp_path / "bad", 4, workers=0)
+
+
 def test_geneval_layout_runner(tmp_path):
     write_task("geneval", tmp_path / "g", 4, seed=0)
     report = score_geneval_folder(tmp_path / "g" / "reference", tmp_path / "report")

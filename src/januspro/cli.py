@@ -128,10 +128,12 @@ def _cmd_data_shapes(args: argparse.Namespace) -> int:
 
     style = DataStyle(args.synthetic_jitter, args.single_turn_share, args.max_turns, args.hard_negatives,
                       args.caption_order, args.kind_balance)
+    if args.workers < 1:
+        raise SystemExit(f"error: --workers must be >= 1, got {args.workers}")
     total = args.n * 6 if args.task == "geneval" else args.n
     with tqdm(total=total, desc=f"shapes {args.task}", unit="item", disable=args.quiet) as bar:
         path = write_task(args.task, args.out, args.n, args.seed, args.resolution, args.variant,
-                          progress=lambda k: bar.update(k - bar.n), style=style)
+                          progress=lambda k: bar.update(k - bar.n), style=style, workers=args.workers)
     print(f"wrote {path}")
     return 0
 
@@ -578,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="t2i: order of the object groups in a caption: 'mixed' (shape order or shuffled, half "
                          "each) or 'raster' (where the image's codes reach them: top row first, left to right; "
                          "default: mixed)")
+    sh.add_argument("--workers", type=int, default=1,
+                    help="t2i/classname/und/text: processes that render and save the items (the files are the "
+                         "same as with one; default: 1)")
     sh.add_argument("--quiet", action="store_true", help="no progress bar")
     sh.set_defaults(func=_cmd_data_shapes)
     sc = dsub.add_parser("score", help="score a GenEval-layout folder with the exact shapes detector",

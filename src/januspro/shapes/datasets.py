@@ -129,35 +129,71 @@ def _record(task: str, seed: int, i: int, variant: str, style: DataStyle) -> tup
     return {"text": text_line(item_rng(seed, i, 4))}, None
 
 
+_CHUNK = 1000  # items per parallel job of write_task
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _write_item(job: tuple, i: int) -> str:
+    """Item ``i`` of a training task: renders and saves its image (if any) and returns its JSONL line."""
+    task, out, seed, variant, style, resolution = job
+    row, scene = _record(task, seed, i, variant, style)
+    if scene is not None:
+        name = image_name(task, i)
+        _save_png(render(scene, resolution), Path(out) / name)
+        if task == "und":
+            row["images"] = [name]
+        else:
+            row["image"] = name
+        row["scene"] = json.loads(scene.to_json())
+    return json.dumps(row) + "\n"
+
+
+def _write_chunk(chunk: tuple) -> str:
+    job, start, stop = chunk
+    return "".join(_write_item(job, i) for i in range(start, stop))
+
+
 def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: int = 64,
                variant: str = "synthetic", progress: Callable[[int], None] | None = None,
-               style: DataStyle = PLAIN) -> Path:
+               style: DataStyle = PLAIN, workers: int = 1) -> Path:
     """Write ``n`` items of ``task`` into folder ``out``; returns the JSONL path. ``style`` shapes the
-    training tasks (t2i placement, und turns and negatives); the evaluation suites ignore it."""
+    training tasks (t2i placement, und turns and negatives); the evaluation suites ignore it. ``workers`` > 1
+    writes the training tasks' items in that many processes (the same files as one process)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     if n < 1:
         raise ValueError("n must be >= 1")
     if variant not in ("synthetic", "real", "mixed"):
         raise ValueError("variant must be synthetic, real or mixed")
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tick = progress or (lambda _k: None)
     if task in ("t2i", "classname", "und", "text"):
         path = out / f"{task}.jsonl"
+        job = (task, str(out), seed, variant, style, resolution)
         with open(path, "w") as f:
-            for i in range(n):
-                row, scene = _record(task, seed, i, variant, style)
-                if scene is not None:
-                    name = image_name(task, i)
-                    _save_png(render(scene, resolution), out / name)
-                    if task == "und":
-                        row["images"] = [name]
-                    else:
-                        row["image"] = name
-                    row["scene"] = json.loads(scene.to_json())
-                f.write(json.dumps(row) + "\n")
-                tick(i + 1)
+            if workers == 1 or n < 2 * _CHUNK:
+                for i in range(n):
+                    f.write(_write_item(job, i))
+                    tick(i + 1)
+                return path
+            # items are independent (own generator per index): chunks run in parallel, lines are written in order
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            chunks = [(job, a, min(a + _CHUNK, n)) for a in range(0, n, _CHUNK)]
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                for (_, _, stop), lines in zip(chunks, pool.map(_write_chunk, chunks), strict=True):
+                    f.write(lines)
+                    tick(stop)
         return path
     if task == "geneval":
         per_tag = max(1, n)

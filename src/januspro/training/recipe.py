@@ -201,7 +201,7 @@ class Recipe:
     def part_data(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        from ..shapes.datasets import clean_t2i_rows, write_task
+        from ..shapes.datasets import clean_t2i_rows, usable_cpus, write_task
 
         sizes = {k: max(8, int(v * self.data_scale)) for k, v in DATA_SIZES.items()}
         style = self.style
@@ -212,7 +212,7 @@ class Recipe:
             if jsonl.is_file() and stamp.is_file() and stamp.read_text() == want:
                 continue  # written by an earlier, interrupted run with the same settings
             write_task(task, self.data / task, n, seed=0, variant="mixed" if task == "t2i" else "synthetic",
-                       style=style)
+                       style=style, workers=usable_cpus())
             stamp.write_text(want)
         # Stage III trains generation on clean captions only (re-captioned when it lists groups in another order)
         sft = self.sft_style()
