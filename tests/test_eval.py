@@ -37,7 +37,14 @@ def test_geneval_layout_resume_and_official_format(tiny, fixtures_dir, tmp_path,
     assert main(argv) == 0
     assert (tmp_path / "g" / "00000" / "samples" / "0000.png").stat().st_mtime_ns == kept
     assert (tmp_path / "g" / "00001" / "samples" / "0001.png").read_bytes() == redo
-    capsys.readouterr()
+    # one prompt per call gives the same images as the default batch (each prompt has its own seed)
+    assert main(argv[:7] + [str(tmp_path / "g1")] + argv[8:] + ["--batch-size", "1"]) == 0
+    for k in range(len(lines)):
+        for j in range(2):
+            name = f"{k:05d}/samples/{j:04d}.png"
+            assert (tmp_path / "g1" / name).read_bytes() == (tmp_path / "g" / name).read_bytes()
+    assert main(argv + ["--batch-size", "0"]) == 2
+    assert "--batch-size must be >= 1" in capsys.readouterr().err
 
 
 def test_geneval_with_shapes_scorer(tiny, tmp_path, capsys):

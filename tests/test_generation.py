@@ -221,6 +221,28 @@ def test_seeds(pair):
     assert not torch.equal(a[0], a[1])  # n samples of one prompt differ
 
 
+def test_per_prompt_generators_equal_prompts_alone(pair):
+    _, ours = pair
+    g = torch.Generator().manual_seed(6)
+    prompts = [_prompt(g, k, ours.cfg.llm.vocab_size) for k in (6, 2, 4)]
+    params = ImageGenParams(n=2, cfg_weight=3.0)
+
+    def run(batch, seeds):
+        return generate_codes(ours, batch, [unconditional_ids(p, PAD) for p in batch], params, PAD,
+                              [make_generator(s) for s in seeds] if len(seeds) > 1 else make_generator(seeds[0]))
+
+    together = run(prompts, [10, 11, 12])
+    alone = torch.cat([run([p], [s]) for p, s in zip(prompts, (10, 11, 12), strict=True)])
+    assert torch.equal(together, alone)
+    assert not torch.equal(together[0], together[2])  # the rows really sample: prompts give different codes
+    shared = generate_codes(ours, prompts, [unconditional_ids(p, PAD) for p in prompts], params, PAD,
+                            make_generator(10))  # one generator for the batch: only prompt 0's first draw agrees
+    assert torch.equal(shared[:2, 0], together[:2, 0]) and not torch.equal(shared, together)
+    with pytest.raises(ValueError, match="2 generators for 3 prompts"):
+        generate_codes(ours, prompts, [unconditional_ids(p, PAD) for p in prompts], params, PAD,
+                       [make_generator(0), make_generator(1)])
+
+
 def test_sampling_filters():
     logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
     assert filter_top_k(logits, 2).isinf().tolist() == [[True, False, False, True]]

@@ -270,11 +270,13 @@ def _cmd_eval_geneval(args: argparse.Namespace) -> int:
     from .eval.geneval import run_geneval
     from .generation.image import ImageGenParams
 
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             n=args.n, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end)
     model, proc = _load(args)
     bar, progress = _progress("geneval", "prompt", args.quiet)
-    results = run_geneval(model, proc, args.data, args.out, params, args.scorer, progress)
+    results = run_geneval(model, proc, args.data, args.out, params, args.scorer, progress, args.batch_size)
     bar.close()
     if "scores" in results:
         s = results["scores"]
@@ -337,11 +339,13 @@ def _cmd_eval_dpg(args: argparse.Namespace) -> int:
     from .eval.dpg import run_dpg
     from .generation.image import ImageGenParams
 
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             n=4, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end)
     model, proc = _load(args)
     bar, progress = _progress("dpg", "prompt", args.quiet)
-    res = run_dpg(model, proc, args.data, args.out, params, args.limit, progress)
+    res = run_dpg(model, proc, args.data, args.out, params, args.limit, progress, args.batch_size)
     bar.close()
     print(f"{res['n_prompts']} 2x2 grids in {args.out} (score them with DPG-Bench's compute_dpg_bench.py "
           f"--resolution {res['resolution']} --pic-num 4)")
@@ -484,6 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_image_sampling_args(ge)
     ge.add_argument("--scorer", choices=["none", "shapes"], default="none",
                     help="score with the exact shapes detector (shapes-world prompts only)")
+    ge.add_argument("--batch-size", type=int, default=4,
+                    help="prompts generated together, each from its own seed (seed + prompt index), so the batch size "
+                         "changes only the speed; the images of all of them and their KV cache are held at once "
+                         "(default: 4)")
     ge.add_argument("--quiet", action="store_true")
     ge.set_defaults(func=_cmd_eval_geneval)
     po = esub.add_parser("pope", help="POPE: yes/no object existence, greedy answers, POPE's metrics",
@@ -507,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--out", required=True, help="output folder")
     dp.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     _add_image_sampling_args(dp, with_n=False)
+    dp.add_argument("--batch-size", type=int, default=4,
+                    help="prompts generated together, each from its own seed (seed + prompt index), so the batch size "
+                         "changes only the speed; the images of all of them and their KV cache are held at once "
+                         "(default: 4)")
     dp.add_argument("--quiet", action="store_true")
     dp.set_defaults(func=_cmd_eval_dpg)
     for name, helptext, desc, needs_images in (

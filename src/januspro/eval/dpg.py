@@ -57,20 +57,28 @@ def grid_2x2(images: list[Image.Image]) -> Image.Image:
 
 def run_dpg(model: JanusModel, processor: JanusProcessor, prompts: str | Path, out: str | Path,
             params: ImageGenParams | None = None, limit: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> dict:
+            progress: Callable[[int, int], None] | None = None, batch_size: int = 4) -> dict:
+    """Four samples per prompt as one 2x2 grid per prompt name; prompt ``i`` is sampled with seed
+    ``params.seed + i``, ``batch_size`` prompts per call, each from its own generator. Returns what
+    ``results.json`` holds."""
     params = dataclasses.replace(params or ImageGenParams(seed=0), n=4)
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
     items = read_prompts(prompts)[:limit]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = [(i, name, text) for i, (name, text) in enumerate(items) if not (out / f"{name}.png").is_file()]
     t0 = time.time()
-    for k, (i, name, text) in enumerate(todo):
-        images = generate_images(model, processor, text, dataclasses.replace(params, seed=(params.seed or 0) + i))[0]
-        tmp = out / f".{name}.png.tmp"
-        grid_2x2(images).save(tmp, format="PNG")
-        tmp.replace(out / f"{name}.png")
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        seeds = [(params.seed or 0) + i for i, _, _ in chunk]
+        batch = generate_images(model, processor, [text for _, _, text in chunk], params, seeds=seeds)
+        for (_, name, _), images in zip(chunk, batch, strict=True):
+            tmp = out / f".{name}.png.tmp"
+            grid_2x2(images).save(tmp, format="PNG")
+            tmp.replace(out / f"{name}.png")
         if progress is not None:
-            progress(k + 1, len(todo))
+            progress(start + len(chunk), len(todo))
     results = {"benchmark": "dpg", "n_prompts": len(items), "resolution": model.cfg.vq.image_size, "pic_num": 4,
                "recipe": {k: v for k, v in dataclasses.asdict(params).items() if k != "compile"},
                "seed_schedule": "seed + prompt index (sorted names)", "model": str(getattr(model, "source_path", "")),

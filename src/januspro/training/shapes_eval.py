@@ -40,6 +40,8 @@ def write_vqa_suite(folder: Path, n: int, seed: int) -> Path:
 
 # Sampling settings tried on the validation prompts (never on the evaluation suite).
 SAMPLING_GRID = [(cfg, temp) for cfg in (3.0, 5.0, 8.0) for temp in (1.0, 0.7)]
+# GenEval prompts generated together (each from its own seed, so scores do not depend on it)
+EVAL_PROMPT_BATCH = 16
 
 
 def select_sampling(model, processor, validation: Path, out: Path, progress: bool = True):
@@ -53,7 +55,7 @@ def select_sampling(model, processor, validation: Path, out: Path, progress: boo
     for cfg, temp in SAMPLING_GRID:
         params = ImageGenParams(cfg_weight=cfg, temperature=temp, n=2, seed=0)
         res = run_geneval(model, processor, validation, out / f"cfg{cfg:g}_t{temp:g}", params, scorer="shapes",
-                          progress=bar(f"validation cfg {cfg:g} t {temp:g}", "prompt"))
+                          progress=bar(f"validation cfg {cfg:g} t {temp:g}", "prompt"), batch_size=EVAL_PROMPT_BATCH)
         table.append({"cfg_weight": cfg, "temperature": temp, "overall": res["scores"]["overall"]})
     best = max(table, key=lambda r: r["overall"])
     return ImageGenParams(cfg_weight=best["cfg_weight"], temperature=best["temperature"], n=4, seed=0), table
@@ -104,7 +106,7 @@ def evaluate_shapes_model(model_dir: Path, suites: Path, out: Path, image_params
                                                   "evaluation_metadata.jsonl", out / "validation", progress)
     params = image_params
     ge = run_geneval(model, processor, suites / "geneval" / "evaluation_metadata.jsonl", out / "geneval", params,
-                     scorer="shapes", progress=_bar(progress)("shapes-GenEval", "prompt"))
+                     scorer="shapes", progress=_bar(progress)("shapes-GenEval", "prompt"), batch_size=EVAL_PROMPT_BATCH)
     und = evaluate_understanding(model, processor, suites, out, progress)
     po, vq = und["pope"], und["vqa"]
     return {"geneval": ge["scores"], "pope": po["scores"], "vqa": vq["scores"],
