@@ -190,7 +190,10 @@ def write_task(task: str, out: str | Path, n: int, seed: int = 0, resolution: in
             from concurrent.futures import ProcessPoolExecutor
 
             chunks = [(job, a, min(a + _CHUNK, n)) for a in range(0, n, _CHUNK)]
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            # fork where there is one: the children only render and save (no torch), and unlike spawn it does not
+            # re-run the caller's __main__ (a script without a main guard, or code fed through stdin)
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
                 for (_, _, stop), lines in zip(chunks, pool.map(_write_chunk, chunks), strict=True):
                     f.write(lines)
                     tick(stop)
