@@ -19,10 +19,10 @@ from pathlib import Path
 from PIL import Image
 
 from .. import __version__
-from ..generation.image import ImageGenParams, generate_images
+from ..generation.image import ImageGenParams
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
-from .geneval import config_hash, hardware
+from .geneval import config_hash, hardware, seeded_batches
 from .record import write_results
 
 
@@ -62,23 +62,15 @@ def run_dpg(model: JanusModel, processor: JanusProcessor, prompts: str | Path, o
     ``params.seed + i``, ``batch_size`` prompts per call, each from its own generator. Returns what
     ``results.json`` holds."""
     params = dataclasses.replace(params or ImageGenParams(seed=0), n=4)
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
     items = read_prompts(prompts)[:limit]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [(i, name, text) for i, (name, text) in enumerate(items) if not (out / f"{name}.png").is_file()]
+    todo = [(i, text, name) for i, (name, text) in enumerate(items) if not (out / f"{name}.png").is_file()]
     t0 = time.time()
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
-        seeds = [(params.seed or 0) + i for i, _, _ in chunk]
-        batch = generate_images(model, processor, [text for _, _, text in chunk], params, seeds=seeds)
-        for (_, name, _), images in zip(chunk, batch, strict=True):
-            tmp = out / f".{name}.png.tmp"
-            grid_2x2(images).save(tmp, format="PNG")
-            tmp.replace(out / f"{name}.png")
-        if progress is not None:
-            progress(start + len(chunk), len(todo))
+    for name, images in seeded_batches(model, processor, todo, params, batch_size, progress):
+        tmp = out / f".{name}.png.tmp"
+        grid_2x2(images).save(tmp, format="PNG")
+        tmp.replace(out / f"{name}.png")
     results = {"benchmark": "dpg", "n_prompts": len(items), "resolution": model.cfg.vq.image_size, "pic_num": 4,
                "recipe": {k: v for k, v in dataclasses.asdict(params).items() if k != "compile"},
                "seed_schedule": "seed + prompt index (sorted names)", "model": str(getattr(model, "source_path", "")),

@@ -12,8 +12,9 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -45,6 +46,27 @@ def hardware() -> str:
     return f"{cpu_name()}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
 
 
+def seeded_batches(model: JanusModel, processor: JanusProcessor, todo: list[tuple[int, str, Any]],
+                   params: ImageGenParams, batch_size: int,
+                   progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[Any, list]]:
+    """``todo`` = [(prompt index, prompt, item)...] -> (item, images) in order: ``batch_size`` prompts per
+    call, prompt ``index`` sampled from its own seed ``params.seed + index`` (the benchmarks' seed schedule: the
+    images depend neither on the batch nor on where a run resumed); ``progress`` after each call."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+
+    def run() -> Iterator[tuple[Any, list]]:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            seeds = [(params.seed or 0) + idx for idx, _, _ in chunk]
+            batch = generate_images(model, processor, [prompt for _, prompt, _ in chunk], params, seeds=seeds)
+            yield from ((item, images) for (_, _, item), images in zip(chunk, batch, strict=True))
+            if progress is not None:
+                progress(start + len(chunk), len(todo))
+
+    return run()
+
+
 def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Path, out: str | Path,
                 params: ImageGenParams | None = None, scorer: str = "none",
                 progress: Callable[[int, int], None] | None = None, batch_size: int = 4) -> dict:
@@ -55,8 +77,6 @@ def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Pa
     params = params or ImageGenParams(n=4, seed=0)
     if scorer not in ("none", "shapes"):
         raise ValueError("scorer must be 'none' or 'shapes'")
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
     items = read_metadata(metadata)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,23 +85,16 @@ def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Pa
         sub = out / f"{idx:05d}"
         done = all((sub / "samples" / f"{j:04d}.png").is_file() for j in range(params.n))
         if not done:
-            todo.append((idx, line, meta))
+            todo.append((idx, meta["prompt"], (idx, line)))
     t0 = time.time()
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
-        # one seed per prompt (seed + index): results do not depend on where a run resumed or on the batch
-        seeds = [(params.seed or 0) + idx for idx, _, _ in chunk]
-        batch = generate_images(model, processor, [meta["prompt"] for _, _, meta in chunk], params, seeds=seeds)
-        for (idx, line, _), images in zip(chunk, batch, strict=True):
-            sub = out / f"{idx:05d}"
-            (sub / "samples").mkdir(parents=True, exist_ok=True)
-            (sub / "metadata.jsonl").write_text(line.rstrip("\n") + "\n")
-            for j, im in enumerate(images):
-                tmp = sub / "samples" / f".{j:04d}.png.tmp"
-                im.save(tmp, format="PNG")
-                tmp.replace(sub / "samples" / f"{j:04d}.png")
-        if progress is not None:
-            progress(start + len(chunk), len(todo))
+    for (idx, line), images in seeded_batches(model, processor, todo, params, batch_size, progress):
+        sub = out / f"{idx:05d}"
+        (sub / "samples").mkdir(parents=True, exist_ok=True)
+        (sub / "metadata.jsonl").write_text(line.rstrip("\n") + "\n")
+        for j, im in enumerate(images):
+            tmp = sub / "samples" / f".{j:04d}.png.tmp"
+            im.save(tmp, format="PNG")
+            tmp.replace(sub / "samples" / f"{j:04d}.png")
     results = {
         "benchmark": "geneval", "recipe": {k: v for k, v in dataclasses.asdict(params).items() if k != "compile"}, "n_prompts": len(items),
         "model": str(getattr(model, "source_path", "")), "config_hash": config_hash(model),

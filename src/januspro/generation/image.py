@@ -215,9 +215,8 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
         uncond = [unconditional_ids(c, processor.tokenizer.pad_id) if p is None else processor.encode_generation_prompt(p)
                   for c, p in zip(cond, negs, strict=True)]
     device = model.lm_head.weight.device
-    gen: torch.Generator | list[torch.Generator] | None = make_generator(params.seed, device)
-    if seeds is not None:
-        gen = [make_generator(int(s), device) for s in seeds]  # type: ignore[misc]
+    gen = (make_generator(params.seed, device) if seeds is None
+           else [make_generator(int(s), device) for s in seeds])
     codes = generate_codes(model, cond, uncond, params, processor.tokenizer.pad_id, gen, progress)
     images = decode_codes(model, codes)
     return [images[i * params.n:(i + 1) * params.n] for i in range(len(prompt_list))]
