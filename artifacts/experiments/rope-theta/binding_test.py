@@ -61,7 +61,7 @@ def nll(prompts: list[str], cds: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def test(name: str, make: Callable[[], Case | None]) -> None:
+def test(name: str, make: Callable[[], Case | None]) -> tuple[list[str], np.ndarray]:
     cases: list[Case] = []
     while len(cases) < PAIRS:
         case = make()
@@ -74,6 +74,7 @@ def test(name: str, make: Callable[[], Case | None]) -> None:
     per_image = np.mean(np.r_[aa < ab, bb < ba])
     print(f"{name:30s} pairs right {np.mean(margin > 0):.2f}  images right {per_image:.2f}  "
           f"mean margin {margin.mean():.2f} nats  (e.g. {pa[0]!r} vs {pb[0]!r})", flush=True)
+    return pa, margin > 0
 
 
 def seen_pair(not_shape: str = "") -> tuple[str, str]:
@@ -137,4 +138,6 @@ test("colors", colour_case)
 test("two_object", two_object_case)
 test("counting (n vs n+1)", counting_case)
 test("colour attribution (swap)", colour_attribution_case)
-test("position (swap places)", position_case)
+prompts, right = test("position (swap places)", position_case)
+by_relation = {r: [ok for p, ok in zip(prompts, right, strict=True) if f" {r} " in p] for r in INVERSE}
+print("  position by relation: " + ", ".join(f"{r} {np.mean(v):.2f} (n={len(v)})" for r, v in by_relation.items()))
