@@ -21,9 +21,10 @@ from januspro import load_model
 from januspro.processing import JanusTokenizer
 from januspro.processing.image import normalise_generation
 from januspro.shapes.render import render
+from januspro.shapes.suites import _a as a  # the article rule of the GenEval suite's own prompts
 from januspro.shapes.suites import scene_for_metadata
 from januspro.shapes.world import COLORS, HELD_OUT, SHAPES, Scene, number_word, plural
-from januspro.training.data import SampleBuilder
+from januspro.training.data import SampleBuilder, encode_codes
 from januspro.training.packing import pack, packed_loss
 
 Case = tuple[Scene, Scene, str, str]
@@ -41,14 +42,9 @@ colors, shapes, held = list(COLORS), list(SHAPES), set(HELD_OUT.pairs)
 INVERSE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
 
 
-def a(words: str) -> str:
-    return ("an " if words[0] in "aeiou" else "a ") + words
-
-
 def codes(scenes: list[Scene]) -> np.ndarray:
     x = torch.from_numpy(np.stack([render(s) for s in scenes])).permute(0, 3, 1, 2).float()
-    with torch.no_grad():
-        return model.vq.encode(normalise_generation(x)).numpy()
+    return encode_codes(model.vq, normalise_generation(x))
 
 
 @torch.no_grad()
@@ -140,4 +136,5 @@ test("counting (n vs n+1)", counting_case)
 test("colour attribution (swap)", colour_attribution_case)
 prompts, right = test("position (swap places)", position_case)
 by_relation = {r: [ok for p, ok in zip(prompts, right, strict=True) if f" {r} " in p] for r in INVERSE}
-print("  position by relation: " + ", ".join(f"{r} {np.mean(v):.2f} (n={len(v)})" for r, v in by_relation.items()))
+print("  position by relation: " + ", ".join(f"{r} {np.mean(v):.2f} (n={len(v)})" if v else f"{r} - (n=0)"
+                                          for r, v in by_relation.items()))

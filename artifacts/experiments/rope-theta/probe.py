@@ -8,6 +8,7 @@ otherwise, Stage II cut to STEPS steps).
 """
 import json
 import os
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +35,7 @@ reused = ("data", "tokenizer", "vq", "vq_polish", "siglip")
 parts = json.loads((run / "recipe.json").read_text())["parts"]
 for p in ("data", "tokenizer", "siglip"):
     if not (out / p).exists():
-        os.system(f"cp -al {run / p} {out / p}")
+        shutil.copytree(run / p, out / p, copy_function=os.link)  # hard links: no second copy on disk
 (out / "recipe.json").write_text(json.dumps({"parts": {p: parts[p] for p in reused}}, indent=2))
 vq = parts["vq"].get("reused", "")
 recipe = R.Recipe(out, overrides={"stage2": {"train.steps": steps}}, vq=vq, progress=False)
