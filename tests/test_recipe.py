@@ -173,3 +173,37 @@ def test_trained_vq_keeps_its_records_and_plot_for_reuse(tmp_path):
     assert (second.out / "pkg" / "plots" / "vq.png").read_bytes() == plot
     card = (second.out / "pkg" / "README.md").read_text()
     assert "![vq.png](plots/vq.png)" in card and "| vq | 20 |" in card
+
+
+def test_assemble_takes_the_architecture_the_parts_were_trained_with(tmp_path):
+    """The assembled model has the text part's LLM config and the siglip part's vision tower (adaptors and image
+    head sized to fit them), so ``--set text.model.init=arch.json`` changes the whole model's architecture."""
+    import dataclasses
+
+    import torch
+
+    from januspro.checkpoint import load_model, save_model
+    from januspro.config import preset
+    from januspro.models.janus import JanusModel
+    from januspro.shapes.tokenizer import build_shapes_tokenizer
+    from januspro.training.recipe import Recipe
+    from januspro.training.trainer import save_vq_weights
+
+    recipe = Recipe(tmp_path / "r", progress=False, log=lambda s: None)
+    torch.manual_seed(0)
+    build_shapes_tokenizer(recipe.tok, n=200)
+    base = preset("tiny")
+    text_cfg = dataclasses.replace(base, llm=dataclasses.replace(base.llm, rope_theta=47.7))
+    vision_cfg = dataclasses.replace(base, vision=dataclasses.replace(base.vision, hidden_size=48), aligner=None)
+    text, vision = JanusModel(text_cfg), JanusModel(vision_cfg)
+    save_model(text, recipe.out / "text" / "model", tokenizer_dir=recipe.tok)
+    save_model(vision, recipe.out / "siglip" / "model", tokenizer_dir=recipe.tok)
+    save_vq_weights(text, recipe.out / "vq_polish" / "vq.safetensors")
+    recipe.part_assemble()
+    model = load_model(recipe.out / "assemble" / "model", dtype="fp32")
+    assert model.cfg.llm == text_cfg.llm and model.cfg.vision == vision_cfg.vision
+    assert model.cfg.aligner.in_dim == 48 and model.cfg.aligner.out_dim == base.llm.hidden_size
+    assert all(torch.equal(a, b) for a, b in zip(model.llm.state_dict().values(), text.llm.state_dict().values(),
+                                                  strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(model.vision.state_dict().values(),
+                                                  vision.vision.state_dict().values(), strict=True))

@@ -443,3 +443,29 @@ def test_lr_schedule_warmup_constant_cooldown(tiny_setup, tmp_path):
         root, ckpt, out, steps=4, extra=("optim.lr=1e-3", "optim.decay_steps=2", "train.log_every=1")))).run()
     lrs = [json.loads(line)["lr"] for line in (out / "log.jsonl").read_text().splitlines() if '"lr"' in line]
     assert lrs == pytest.approx([5e-4, 1e-3, 5e-4, 0.0])
+
+
+def test_model_init_may_be_a_config_file(tiny_setup, tmp_path):
+    """``model.init=arch.json`` builds a fresh model with that architecture (a preset with one field changed);
+    a JSON file that is no model config is a clear error."""
+    import dataclasses
+
+    from januspro.config import ConfigError, preset
+    from januspro.models.janus import JanusModel
+    from januspro.training.trainer import architecture, make_trainer
+
+    root, _ = tiny_setup
+    cfg = dataclasses.replace(preset("tiny"), llm=dataclasses.replace(preset("tiny").llm, rope_theta=47.7))
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(cfg.to_dict()))
+    assert architecture(str(arch)) == cfg and architecture("tiny") == preset("tiny")
+    assert architecture(str(tmp_path)) is None  # a folder: a model to load
+    ov = [f"data.t2i={root / 't2i' / 't2i.jsonl'}", f"model.init={arch}", f"train.out={tmp_path / 'vq'}",
+          "train.progress=false", "stage.eval_items=2"]
+    tr = make_trainer(load_run_config(CONFIGS / "vq_shapes.yaml", ov))
+    assert tr.model.cfg == cfg and tr.model.cfg.llm.rope_theta == 47.7
+    assert isinstance(tr.model, JanusModel)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(ConfigError):
+        make_trainer(load_run_config(CONFIGS / "vq_shapes.yaml", [*ov[:1], f"model.init={bad}", *ov[2:]]))

@@ -3,8 +3,9 @@
     python artifacts/experiments/rope-theta/probe.py RUN THETA STEPS OUT   (repo root)
 
 RUN is a finished recipe run whose data, tokenizer, VQ and SigLIP records (and folders) are reused (hard links);
-OUT gets the LLM parts trained again with ``rope_theta=THETA`` in the shapes preset (the recipe's settings
-otherwise, Stage II cut to STEPS steps).
+OUT gets the LLM parts trained again with ``rope_theta=THETA`` (the text part starts from OUT/arch.json, the
+shapes preset with that one field changed; the assembled model takes the text part's architecture), with the
+recipe's settings otherwise, Stage II cut to STEPS steps.
 """
 import json
 import os
@@ -13,23 +14,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import januspro.config as C
-import januspro.training.recipe as R
-import januspro.training.trainer as T
+from januspro.config import preset
+from januspro.training.recipe import Recipe
 
 if len(sys.argv) != 5:
     sys.exit(__doc__)
 run, theta, steps, out = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
-_orig = C.preset
-
-
-def preset(name: str) -> C.JanusConfig:
-    cfg = _orig(name)
-    return replace(cfg, llm=replace(cfg.llm, rope_theta=theta)) if name == "shapes" else cfg
-
-
-R.preset = T.preset = preset  # recipe.py / trainer.py imported the function by name
-C.preset = preset
 out.mkdir(parents=True, exist_ok=True)
 reused = ("data", "tokenizer", "vq", "vq_polish", "siglip")
 parts = json.loads((run / "recipe.json").read_text())["parts"]
@@ -38,5 +28,8 @@ for p in ("data", "tokenizer", "siglip"):
         shutil.copytree(run / p, out / p, copy_function=os.link)  # hard links: no second copy on disk
 (out / "recipe.json").write_text(json.dumps({"parts": {p: parts[p] for p in reused}}, indent=2))
 vq = parts["vq"].get("reused", "")
-recipe = R.Recipe(out, overrides={"stage2": {"train.steps": steps}}, vq=vq, progress=False)
+cfg = preset("shapes")
+(out / "arch.json").write_text(json.dumps(replace(cfg, llm=replace(cfg.llm, rope_theta=theta)).to_dict(), indent=2))
+recipe = Recipe(out, overrides={"text": {"model.init": str(out / "arch.json")}, "stage2": {"train.steps": steps}},
+                vq=vq, progress=False)
 recipe.run(until="stage2")

@@ -33,9 +33,11 @@ class RunConfigError(ValueError):
 
 @dataclass
 class ModelSection:
-    init: str = "tiny"  # a model folder (any layout), or a preset name to build from scratch
+    # a model folder (any layout) to train on, or the architecture of a model built from scratch: a preset name
+    # or a config.json file (any of the schemas a model folder may have, e.g. a preset with one field changed)
+    init: str = "tiny"
     tokenizer: str = ""  # folder with tokenizer.json (default: the init folder)
-    vq: str = ""  # optional: a trained VQ tokenizer (vq.safetensors) to load into a model built from a preset
+    vq: str = ""  # optional: a trained VQ tokenizer (vq.safetensors) to load into a model built from scratch
 
 
 @dataclass

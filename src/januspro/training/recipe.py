@@ -238,21 +238,26 @@ class Recipe:
         return {"steps": trainer.step, "lr": describe_schedule(trainer.cfg.optim), "final": {k: round(float(v), 4) for k, v in {**last, **ev}.items()}}
 
     def part_assemble(self) -> dict[str, Any]:
-        """The shapes architecture with the trained VQ, ViT and LLM put together, adaptors and heads fresh."""
+        """The trained VQ, ViT and LLM put together, adaptors and heads fresh. The architecture is the one the
+        parts were trained with (the text part's config, with the siglip part's vision tower), so a recipe
+        whose parts start from another architecture (``--set text.model.init=arch.json``) assembles that."""
+        import dataclasses
+
         import torch
 
         from ..checkpoint import load_model, save_model
-        from ..config import preset
         from ..models.janus import JanusModel
         from .trainer import load_vq_weights
 
+        vision = load_model(self.out / "siglip" / "model", dtype="fp32")
+        text = load_model(self.out / "text" / "model", dtype="fp32")
+        # the adaptors and the image head follow the widths of the two towers (None: derived again)
+        cfg = dataclasses.replace(text.cfg, vision=vision.cfg.vision, aligner=None, gen_aligner=None, gen_head=None)
         torch.manual_seed(0)
-        model = JanusModel(preset("shapes"))
+        model = JanusModel(cfg)
         model.init_weights_()
         load_vq_weights(model, self.vq or self.out / "vq_polish" / "vq.safetensors")
-        vision = load_model(self.out / "siglip" / "model", dtype="fp32")
         model.vision.load_state_dict(vision.vision.state_dict())
-        text = load_model(self.out / "text" / "model", dtype="fp32")
         model.llm.load_state_dict(text.llm.state_dict())
         model.lm_head.load_state_dict(text.lm_head.state_dict())
         save_model(model, self.out / "assemble" / "model", tokenizer_dir=self.tok)

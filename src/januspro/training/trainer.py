@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_model, save_model
-from ..config import PRESETS, preset
+from ..config import PRESETS, JanusConfig, load_config, preset
 from ..models.janus import JanusModel
 from ..processing.tokenizer import JanusTokenizer
 from ..system import atomic_write
@@ -29,6 +29,17 @@ from .parallel import LossModule, all_reduce_sum, init_distributed, wrap
 
 TASKS = ("und", "text", "t2i")
 CHECKPOINT = "checkpoint.pt"
+
+
+def architecture(init: str) -> JanusConfig | None:
+    """The config of a model built from scratch when ``init`` (``model.init``) names one: a preset name, or a
+    config.json file; None when ``init`` is a model folder to load."""
+    path = Path(init)
+    if init in PRESETS and not path.exists():
+        return preset(init)
+    if path.is_file() and path.suffix == ".json":
+        return load_config(path)[0]
+    return None
 
 
 class TrainingError(RuntimeError):
@@ -179,8 +190,9 @@ class Trainer:
 
     def _build_model(self) -> tuple[JanusModel, Path | None]:
         init = self.cfg.model.init
-        if init in PRESETS and not Path(init).exists():
-            model = JanusModel(preset(init))
+        fresh = architecture(init)
+        if fresh is not None:
+            model = JanusModel(fresh)
             model.init_weights_()
             if self.cfg.model.vq:
                 load_vq_weights(model, self.cfg.model.vq)
