@@ -182,6 +182,35 @@ def test_kind_balance_evens_out_question_kinds_and_keeps_the_plain_data():
         DataStyle(kind_balance=1.5)
 
 
+def test_simple_scenes_draw_the_three_families_and_keep_the_plain_data():
+    from collections import Counter
+
+    families: Counter[str] = Counter()
+    for i in range(300):
+        prompt, scene = t2i_item(2, i, "synthetic", DataStyle(simple_scenes=1.0))
+        shapes = [o.shape for o in scene.objects]
+        assert HELD_OUT.scene_is_clean(scene) and not mentions_held_out(prompt)
+        if len(shapes) == 1:
+            families["one"] += 1
+        elif len(set(shapes)) == 1:
+            families[f"{len(shapes)} of one shape"] += 1
+        else:
+            assert len(shapes) == 2 and len(set(shapes)) == 2, shapes
+            families["two shapes"] += 1
+    # each family a third of the scenes, the counts of one shape split between 2, 3 and 4
+    assert 75 < families["one"] < 125 and 75 < families["two shapes"] < 125
+    assert all(20 < families[f"{n} of one shape"] < 55 for n in (2, 3, 4)), families
+    # at 0.5, half are random scenes: ~22% have 3-4 objects of several shapes, which no simple family has
+    mixed = sum(len(sc.objects) > 2 and len({o.shape for o in sc.objects}) > 1
+                for sc in (t2i_item(2, i, "synthetic", DataStyle(simple_scenes=0.5))[1] for i in range(300)))
+    assert 30 < mixed < 110, mixed
+    # the option off leaves the plain data's random stream unchanged
+    assert t2i_item(2, 9, "synthetic", DataStyle(simple_scenes=0.0)) == t2i_item(2, 9)
+    assert t2i_item(2, 9, "real", DataStyle(simple_scenes=1.0)) == t2i_item(2, 9, "real")  # clean scenes only
+    with pytest.raises(ValueError, match="simple_scenes"):
+        DataStyle(simple_scenes=-0.1)
+
+
 def test_geneval_suite_schema_and_heldout():
     meta = geneval_suite(12, seed=0)
     assert {m["tag"] for m in meta} == set(TAGS) and len(meta) == 72
