@@ -136,6 +136,29 @@ def test_recipe_cli_style_flags_reach_the_understanding_chats(tmp_path, flag, fi
         main(["train", "recipe", "shapes", "--out", str(tmp_path / "bad"), flag, "2"])
 
 
+def test_simple_scenes_flag_reaches_the_clean_text_to_image_scenes(tmp_path):
+    """``--simple-scenes`` of ``data shapes`` and of the recipe draw the clean scenes from the simple families."""
+    from januspro.shapes.datasets import DataStyle, t2i_item
+
+    out = tmp_path / "d"
+    assert main(["data", "shapes", "--task", "t2i", "--n", "12", "--out", str(out), "--simple-scenes", "1",
+                 "--quiet"]) == 0
+    rows = [json.loads(r) for r in (out / "t2i.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == [t2i_item(0, i, "synthetic", DataStyle(simple_scenes=1.0))[0]
+                                           for i in range(12)]
+    r = tmp_path / "r"
+    argv = ["train", "recipe", "shapes", "--out", str(r), "--until", "data", "--data-scale", "0.0005",
+            "--eval-items", "1", "--quiet", "--simple-scenes", "1"]
+    assert main(argv) == 0
+    assert json.loads((r / "recipe.json").read_text())["parts"]["data"]["style"]["simple_scenes"] == 1.0
+    clean = [json.loads(x) for x in (r / "data" / "t2i" / "t2i_synthetic.jsonl").read_text().splitlines()]
+    # every clean scene is one object, two objects, or three or four of one shape
+    shapes = [[o["shape"] for o in x["scene"]["objects"]] for x in clean]
+    assert shapes and all(len(s) <= 2 or len(set(s)) == 1 for s in shapes)
+    with pytest.raises(SystemExit, match="simple_scenes"):
+        main(["train", "recipe", "shapes", "--out", str(tmp_path / "bad"), "--simple-scenes", "2"])
+
+
 def test_trained_vq_keeps_its_records_and_plot_for_reuse(tmp_path):
     """A VQ trained by the recipe gets its two parts' records and its loss plot beside the weights; a later run
     that reuses those weights copies both (recipe.json rows, plots/vq.png in the packaged folder)."""

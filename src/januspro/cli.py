@@ -126,8 +126,11 @@ def _cmd_data_shapes(args: argparse.Namespace) -> int:
 
     from .shapes.datasets import DataStyle, write_task
 
-    style = DataStyle(args.synthetic_jitter, args.single_turn_share, args.max_turns, args.hard_negatives,
-                      args.caption_order, args.kind_balance)
+    try:
+        style = DataStyle(args.synthetic_jitter, args.single_turn_share, args.max_turns, args.hard_negatives,
+                          args.caption_order, args.kind_balance, args.simple_scenes)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     if args.workers < 1:
         raise SystemExit(f"error: --workers must be >= 1, got {args.workers}")
     total = args.n * 6 if args.task == "geneval" else args.n
@@ -181,6 +184,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
                    help="share of the understanding chats' 'Is there ...?' questions about an absent object that "
                         "ask for a near miss of a present one (its shape in another colour or its colour on another "
                         "shape), the kind POPE's adversarial split asks; default: %(default)s)")
+    p.add_argument("--simple-scenes", type=float, default=Recipe.default_style().simple_scenes,
+                   help="share of the clean text-to-image scenes (Stages II and III) drawn from three simple "
+                        "families: one object, two objects of two shapes, 2-4 objects of one shape (default: "
+                        "%(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -196,7 +203,7 @@ def _cmd_recipe(argv: list[str]) -> int:
         raise SystemExit("error: --data-scale must be > 0 and --eval-items >= 1")
     try:
         style = replace(Recipe.default_style(), caption_order=args.caption_order, kind_balance=args.kind_balance,
-                        hard_negatives=args.hard_negatives)
+                        hard_negatives=args.hard_negatives, simple_scenes=args.simple_scenes)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
@@ -588,6 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="und: share of conversations whose questions are drawn kind by kind (colour, shape, "
                          "count, exist, relation, where, describe: every kind the scene offers equally likely) "
                          "instead of uniformly over the scene's questions, of which ~40%% are counts (default: 0)")
+    sh.add_argument("--simple-scenes", type=float, default=0.0,
+                    help="t2i: share of the clean scenes drawn from three simple families (one object; two "
+                         "objects of two shapes; 2-4 objects of one shape) instead of 1-4 random objects, which "
+                         "rarely show the last two (default: 0)")
     sh.add_argument("--caption-order", choices=ORDERS, default="mixed",
                     help="t2i: order of the object groups in a caption: 'mixed' (shape order or shuffled, half "
                          "each) or 'raster' (where the image's codes reach them: top row first, left to right; "
