@@ -230,3 +230,16 @@ def test_assemble_takes_the_architecture_the_parts_were_trained_with(tmp_path):
                                                   strict=True))
     assert all(torch.equal(a, b) for a, b in zip(model.vision.state_dict().values(),
                                                   vision.vision.state_dict().values(), strict=True))
+
+
+def test_run_config_of_a_part_may_be_written_elsewhere(tmp_path):
+    """``Recipe.run_config(part, out)``: the part's settings as the recipe trains it, its run written to ``out``
+    (what the experiment probes that retrain one part beside a finished run use)."""
+    from januspro.training.recipe import Recipe
+
+    recipe = Recipe(tmp_path / "r", overrides={"stage3": {"optim.lr": "1e-4"}}, progress=False)
+    own = recipe.run_config("stage3")
+    assert own.train.out == str(tmp_path / "r" / "stage3") and own.optim.lr == 1e-4
+    assert own.model.init == str(tmp_path / "r" / "stage2" / "model") and own.optim.decay_steps == 1200
+    moved = recipe.run_config("stage3", tmp_path / "probe")
+    assert moved.train.out == str(tmp_path / "probe") and moved.optim == own.optim and moved.data == own.data

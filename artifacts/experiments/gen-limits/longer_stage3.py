@@ -9,7 +9,6 @@ seed (1) so the continuation does not replay the same order. Writes OUT/model.
 import sys
 from pathlib import Path
 
-from januspro.training.config import load_run_config
 from januspro.training.recipe import Recipe
 from januspro.training.trainer import make_trainer
 
@@ -19,5 +18,5 @@ run, steps, out = sys.argv[1:4]
 over = {"model.init": f"{run}/stage3/model", "train.steps": steps, "optim.warmup_steps": "100",
         "optim.decay_steps": str(int(steps) // 2), "train.seed": "1", "train.save_every": "200"}
 recipe = Recipe(Path(run), overrides={"stage3": over}, progress=False)
-trainer = make_trainer(load_run_config(None, [*recipe.run_config_overrides("stage3"), f"train.out={out}"]))
+trainer = make_trainer(recipe.run_config("stage3", Path(out)))
 trainer.run()

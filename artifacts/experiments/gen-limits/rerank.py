@@ -18,6 +18,8 @@ from januspro.eval.geneval import read_metadata
 from januspro.generation.image import ImageGenParams, decode_codes, generate_codes, unconditional_ids
 from januspro.generation.sampling import make_generator
 from januspro.shapes.scoring import score_geneval_folder
+from januspro.training.data import SampleBuilder
+from januspro.training.packing import pack, packed_loss
 from januspro.training.shapes_eval import load_shapes_model
 
 torch.set_num_threads(2)
@@ -27,20 +29,23 @@ temp = float(sys.argv[6]) if len(sys.argv) > 6 else 0.7
 model = load_shapes_model(Path(model_dir)).eval()
 proc = load_processor(model)
 pad = proc.tokenizer.pad_id
+mc = model.cfg
+builder = SampleBuilder(proc.tokenizer, mc.chat_template, mc.vision.image_size, mc.vision.num_tokens,
+                        mc.vision.image_mean, mc.vision.image_std, "")
+image_shape = (3, mc.vision.image_size, mc.vision.image_size)
 N = 4
 LAMBDAS = (0.0, 0.5, 1.0, 2.0, float("nan"))
 
 
 @torch.no_grad()
-def logp(ids: list[int], codes: torch.Tensor) -> torch.Tensor:
-    """sum log p(code | ids) per row of codes [R, T] (teacher forced)."""
-    r, t = codes.shape
-    tok = torch.tensor(ids)[None].expand(r, -1)
-    emb = torch.cat([model.llm.embed_tokens(tok), model.embed_image_codes(codes[:, :-1])], 1)
-    pos = torch.arange(emb.shape[1])[None].expand(r, -1)
-    h = model(emb, pos)  # plain causal (the unconditional prompt's pads are attended, as in sampling)
-    lg = model.image_logits(h[:, len(ids) - 1:]).float().log_softmax(-1)
-    return lg.gather(-1, codes[..., None])[..., 0].sum(-1)
+def logp(prompt: str, codes: torch.Tensor, unconditional: bool) -> torch.Tensor:
+    """log p(codes | prompt) per row of codes [R, T], teacher forced as in training (the unconditional form is
+    training's dropped prompt, which is also what guidance samples against)."""
+    out = []
+    for c in codes.tolist():
+        batch = pack([builder.t2i(prompt, c, unconditional)], 256, pad, image_shape)
+        out.append(-packed_loss(model, batch, proc.tokenizer.image_id, 1.0).image_sum)
+    return torch.tensor(out)
 
 
 items = read_metadata(meta)
@@ -49,7 +54,7 @@ for idx, (line, m) in enumerate(items):
     unc = unconditional_ids(cond, pad)
     p = ImageGenParams(cfg_weight=cfg, temperature=temp, n=N * k, seed=idx)
     codes = generate_codes(model, [cond], [unc], p, pad, [make_generator(idx)])
-    lc, lu = logp(cond, codes), logp(unc, codes)
+    lc, lu = logp(m["prompt"], codes, False), logp(m["prompt"], codes, True)
     for lam in LAMBDAS:
         score = torch.zeros_like(lc) if lam != lam else lc - lam * lu  # nan: every candidate ties, the first wins
         pick = score.view(N, k).argmax(-1) + torch.arange(N) * k

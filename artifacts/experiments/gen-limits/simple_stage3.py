@@ -15,7 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from januspro.shapes.datasets import usable_cpus, write_task
-from januspro.training.config import load_run_config
 from januspro.training.recipe import Recipe
 from januspro.training.trainer import make_trainer
 
@@ -41,5 +40,5 @@ if not combined.is_file():
     tmp.replace(combined)
 over = {"data.t2i": str(combined), "model.init": str(run / "stage2" / "model")}
 recipe = Recipe(run, overrides={"stage3": over}, progress=False)
-trainer = make_trainer(load_run_config(None, [*recipe.run_config_overrides("stage3"), f"train.out={out / 'stage3'}"]))
+trainer = make_trainer(recipe.run_config("stage3", out / "stage3"))
 trainer.run()

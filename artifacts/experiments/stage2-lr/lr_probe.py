@@ -11,7 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-from januspro.training.config import load_run_config
 from januspro.training.recipe import Recipe
 from januspro.training.trainer import make_trainer
 
@@ -21,8 +20,8 @@ run, lr, steps, out = sys.argv[1:5]
 part = sys.argv[5] if len(sys.argv) == 6 else "stage2"
 recipe = Recipe(Path(run), overrides={part: {"optim.lr": lr, "train.steps": steps, "train.save_every": "0",
                                              "optim.decay_steps": "0"}}, progress=False)
-# the recipe's own run config of PART, written to OUT instead of RUN/PART (a later override wins)
-trainer = make_trainer(load_run_config(None, [*recipe.run_config_overrides(part), f"train.out={out}"]))
+# the recipe's own run config of PART, written to OUT instead of RUN/PART
+trainer = make_trainer(recipe.run_config(part, Path(out)))
 rows = [s.row() for s in trainer.run()][-50:]
 print(json.dumps({"part": part, "lr": lr, "steps": steps,
                   **{k: round(sum(float(r[k]) for r in rows) / len(rows), 4) for k in ("loss", "text_loss",

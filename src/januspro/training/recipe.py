@@ -29,9 +29,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..shapes.datasets import DataStyle
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 ORDER = ("data", "tokenizer", "vq", "vq_polish", "siglip", "text", "assemble", "stage1", "stage2", "stage3",
          "eval", "package")
@@ -140,12 +143,20 @@ class Recipe:
         tmp.write_text(json.dumps(st, indent=2) + "\n")
         tmp.replace(self.state_path)
 
-    def run_config_overrides(self, part: str) -> list[str]:
+    def run_config_overrides(self, part: str, out: Path | None = None) -> list[str]:
+        """The ``section.key=value`` settings of ``part``'s run (written to ``out``, default OUT/part)."""
         values = {**_COMMON, **PARTS[part], **self.overrides.get(part, {})}
-        values["train.out"] = str(self.out / part)
+        values["train.out"] = str(out or self.out / part)
         values["train.progress"] = "true" if self.progress else "false"
         subst = {"out": str(self.out), "data": str(self.data), "tok": str(self.tok)}
         return [f"{k}={v.format(**subst)}" for k, v in values.items()]
+
+    def run_config(self, part: str, out: Path | None = None) -> RunConfig:
+        """``part``'s run config, as the recipe trains it; ``out`` writes the run elsewhere (a probe that
+        trains a part again beside a finished run)."""
+        from .config import load_run_config
+
+        return load_run_config(None, self.run_config_overrides(part, out))
 
     # ------------------------------------------------------------------ parts
     def run(self, until: str | None = None, only: list[str] | None = None) -> dict[str, Any]:
@@ -228,10 +239,10 @@ class Recipe:
         return {"vocab_size": tok.vocab_size}
 
     def _train(self, part: str) -> dict[str, Any]:
-        from .config import describe_schedule, load_run_config
+        from .config import describe_schedule
         from .trainer import make_trainer
 
-        trainer = make_trainer(load_run_config(None, self.run_config_overrides(part)))
+        trainer = make_trainer(self.run_config(part))
         stats = trainer.run()
         last = stats[-1].row() if stats else {}
         ev = trainer.evaluate() if part in ("vq", "vq_polish", "siglip") else {}
