@@ -243,3 +243,31 @@ def test_run_config_of_a_part_may_be_written_elsewhere(tmp_path):
     assert own.model.init == str(tmp_path / "r" / "stage2" / "model") and own.optim.decay_steps == 1200
     moved = recipe.run_config("stage3", tmp_path / "probe")
     assert moved.train.out == str(tmp_path / "probe") and moved.optim == own.optim and moved.data == own.data
+
+
+def test_recipe_compiles_stage3_only_where_a_compiler_exists(tmp_path, monkeypatch, capsys):
+    import januspro.training.trainer as trainer
+    from januspro.training.recipe import Recipe
+
+    recipe = Recipe(tmp_path / "r", progress=False)
+    monkeypatch.setattr(trainer, "cpp_compiler_available", lambda: True)
+    assert recipe.run_config("stage3").train.compile and not recipe.run_config("stage2").train.compile
+    monkeypatch.setattr(trainer, "cpp_compiler_available", lambda: False)
+    assert not recipe.run_config("stage3").train.compile  # the recipe's default falls back to eager
+    assert recipe.compile_unavailable("stage3") and not recipe.compile_unavailable("stage2")
+    forced = Recipe(tmp_path / "f", overrides=parse_sets(["stage3.train.compile=true"]), progress=False)
+    assert forced.run_config("stage3").train.compile and not forced.compile_unavailable("stage3")  # user's choice
+
+
+def test_cpp_compiler_probe_answers_without_raising(monkeypatch):
+    import shutil
+
+    from januspro.training.trainer import cpp_compiler_available
+
+    if shutil.which("g++"):
+        assert cpp_compiler_available() is True
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))
+    assert cpp_compiler_available() is False

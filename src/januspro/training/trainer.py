@@ -87,6 +87,17 @@ def apply_activation_checkpointing(model: JanusModel) -> None:
             layers[i] = _Checkpointed(layers[i])
 
 
+def cpp_compiler_available() -> bool:
+    """Whether ``torch.compile`` can build CPU kernels here: its backend needs a C++ compiler (``g++`` or
+    ``$CXX``), which a laptop may lack."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        return bool(get_cpp_compiler())
+    except Exception:  # no compiler found (the search raises), or an inductor without this helper
+        return False
+
+
 def compile_layers(model: JanusModel) -> None:
     """``torch.compile`` every LLM decoder layer in place (parameter names and checkpoints stay as they are;
     under activation checkpointing the wrapped layer is compiled). Packed batches change their row count from
