@@ -126,14 +126,16 @@ def test_packed_loss_equals_sum_of_samples_alone(tiny_setup, tmp_path):
     assert not torch.allclose(weighted.total, total.total)
 
 
-def test_exact_resume(tiny_setup, tmp_path):
+@pytest.mark.parametrize("compiled", [False, True])  # the recipe compiles Stage III's layers
+def test_exact_resume(tiny_setup, tmp_path, compiled):
     root, ckpt = tiny_setup
-    ov = _overrides(root, ckpt, tmp_path / "full", steps=6, extra=("data.ratio=[1,1,2]",))
+    extra = ("data.ratio=[1,1,2]", f"train.compile={str(compiled).lower()}")
+    ov = _overrides(root, ckpt, tmp_path / "full", steps=6, extra=extra)
     full = [s.loss for s in Trainer(load_run_config(CONFIGS / "stage2.yaml", ov)).run()]
     # interrupted run: 3 steps, checkpoint, then a new process-equivalent trainer resumes to 6
-    ov_a = _overrides(root, ckpt, tmp_path / "resumed", steps=3, extra=("data.ratio=[1,1,2]",))
+    ov_a = _overrides(root, ckpt, tmp_path / "resumed", steps=3, extra=extra)
     first = [s.loss for s in Trainer(load_run_config(CONFIGS / "stage2.yaml", ov_a)).run()]
-    ov_b = _overrides(root, ckpt, tmp_path / "resumed", steps=6, extra=("data.ratio=[1,1,2]",))
+    ov_b = _overrides(root, ckpt, tmp_path / "resumed", steps=6, extra=extra)
     second = [s.loss for s in Trainer(load_run_config(CONFIGS / "stage2.yaml", ov_b)).run()]
     assert first + second == full  # to the last digit
 
