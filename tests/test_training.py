@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,26 @@ def test_compiled_layers_train_like_eager(tiny_setup, tmp_path, checkpointing):
     with pytest.raises(RunConfigError, match="fsdp"):
         load_run_config(None, _overrides(root, ckpt, tmp_path / "f", 1, ("train.compile=true",
                                                                              "train.parallel=fsdp")))
+
+
+@pytest.mark.parametrize("compile_flag", [True, False])
+def test_compile_without_a_cpp_compiler_runs_eagerly(tiny_setup, tmp_path, monkeypatch, recwarn, compile_flag):
+    """On a CPU with no C++ compiler (which torch.compile needs there) train.compile warns and trains eagerly
+    instead of failing inside inductor at the first step; without train.compile nothing is said."""
+    from torch._dynamo.utils import counters
+
+    import januspro.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpp_compiler_available", lambda: False)
+    root, ckpt = tiny_setup
+    extra = ("data.ratio=[1,1,2]", f"train.compile={str(compile_flag).lower()}")
+    torch._dynamo.reset()
+    graphs = counters["stats"]["unique_graphs"]
+    losses = [s.loss for s in Trainer(load_run_config(CONFIGS / "stage2.yaml",
+                                                      _overrides(root, ckpt, tmp_path / "r", 2, extra))).run()]
+    said = [str(w.message) for w in recwarn if "C++ compiler" in str(w.message)]
+    assert len(said) == (1 if compile_flag else 0)
+    assert counters["stats"]["unique_graphs"] == graphs and all(math.isfinite(x) for x in losses)  # eager
 
 
 def test_atomic_checkpoint(tiny_setup, tmp_path, monkeypatch):

@@ -77,7 +77,8 @@ PARTS: dict[str, dict[str, str]] = {
                "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i_synthetic.jsonl",
                "data.ratio": "[5,1,4]", "data.pack_length": "256", "stage.name": "stage3", "optim.lr": "2e-4",
                "optim.warmup_steps": "0", "optim.decay_steps": "1200", "optim.min_lr_ratio": "0.05", "train.steps": "3400", "train.batch_size": "64", "train.save_every": "100",
-               # compiled decoder layers: Stage III steps 1.10x faster here (artifacts/experiments/stage3-length/)
+               # compiled decoder layers (eager, with a warning, where no C++ compiler is found): Stage III
+               # steps 1.10x faster here (artifacts/experiments/stage3-length/)
                "train.dtype": "auto", "train.compile": "true"},
 }
 
@@ -146,26 +147,11 @@ class Recipe:
 
     def run_config_overrides(self, part: str, out: Path | None = None) -> list[str]:
         """The ``section.key=value`` settings of ``part``'s run (written to ``out``, default OUT/part)."""
-        values = self.part_settings(part)
-        if self.compile_unavailable(part):
-            values["train.compile"] = "false"  # the recipe's own choice, not the user's: run eagerly instead
+        values = {**_COMMON, **PARTS[part], **self.overrides.get(part, {})}
         values["train.out"] = str(out or self.out / part)
         values["train.progress"] = "true" if self.progress else "false"
         subst = {"out": str(self.out), "data": str(self.data), "tok": str(self.tok)}
         return [f"{k}={v.format(**subst)}" for k, v in values.items()]
-
-    def part_settings(self, part: str) -> dict[str, str]:
-        """``part``'s run-config settings before substitution: the recipe's, then the user's overrides."""
-        return {**_COMMON, **PARTS[part], **self.overrides.get(part, {})}
-
-    def compile_unavailable(self, part: str) -> bool:
-        """Whether ``part``'s run config compiles by the recipe's default on a CPU with no C++ compiler (which
-        ``torch.compile`` needs there); a ``train.compile`` the user set is left alone."""
-        from .trainer import cpp_compiler_available
-
-        values = self.part_settings(part)
-        return (values.get("train.compile") == "true" and "train.compile" not in self.overrides.get(part, {})
-                and values.get("train.device") == "cpu" and not cpp_compiler_available())
 
     def run_config(self, part: str, out: Path | None = None) -> RunConfig:
         """``part``'s run config, as the recipe trains it; ``out`` writes the run elsewhere (a probe that
@@ -258,8 +244,6 @@ class Recipe:
         from .config import describe_schedule
         from .trainer import make_trainer
 
-        if self.compile_unavailable(part):
-            self.log(f"[recipe] {part}: no C++ compiler found for torch.compile; its layers run eagerly")
         trainer = make_trainer(self.run_config(part))
         stats = trainer.run()
         last = stats[-1].row() if stats else {}

@@ -164,7 +164,10 @@ class Trainer:
             self.params += apply_lora(self.model, LoRAConfig(cfg.lora.rank, cfg.lora.alpha, list(cfg.lora.targets)))
         if cfg.train.activation_checkpointing:
             apply_activation_checkpointing(self.model)
-        if cfg.train.compile:
+        if cfg.train.compile and self.device.type == "cpu" and not cpp_compiler_available():
+            warnings.warn("train.compile: torch.compile needs a C++ compiler on CPU (g++, or the one $CXX names) "
+                          "and none was found; the layers run eagerly", stacklevel=2)
+        elif cfg.train.compile:
             compile_layers(self.model)
         self.loss_module = self.wrap_loss()
         o = cfg.optim
