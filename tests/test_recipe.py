@@ -196,6 +196,10 @@ def test_trained_vq_keeps_its_records_and_plot_for_reuse(tmp_path):
     assert (second.out / "pkg" / "plots" / "vq.png").read_bytes() == plot
     card = (second.out / "pkg" / "README.md").read_text()
     assert "![vq.png](plots/vq.png)" in card and "| vq | 20 |" in card
+    # the card describes the packaged model's own shape (here the tiny preset), not the default recipe's
+    tiny = preset("tiny")
+    assert f"LLM {tiny.llm.num_layers} layers, width {tiny.llm.hidden_size}, {tiny.llm.num_heads} heads" in card
+    assert f"VQ {tiny.vq.image_size} px -> {tiny.vq.grid_size}x{tiny.vq.grid_size}" in card
 
 
 def test_assemble_takes_the_architecture_the_parts_were_trained_with(tmp_path):
@@ -254,6 +258,16 @@ def test_recipe_compiles_stage3(tmp_path):
     assert recipe.run_config("stage3").train.compile and not recipe.run_config("stage2").train.compile
     forced = Recipe(tmp_path / "f", overrides=parse_sets(["stage3.train.compile=false"]), progress=False)
     assert not forced.run_config("stage3").train.compile  # user's choice
+
+
+def test_recipe_trains_every_part_in_auto_dtype_but_the_siglip_one(tmp_path):
+    """bf16 autocast where the hardware has it (``auto``) for the VQ parts too, since the VQ trainer honours
+    train.dtype; SigLIP keeps its fp32 default."""
+    from januspro.training.recipe import PARTS, Recipe
+
+    recipe = Recipe(tmp_path / "r", progress=False)
+    assert {p: recipe.run_config(p).train.dtype for p in PARTS} == {
+        **{p: "auto" for p in PARTS}, "siglip": "fp32"}
 
 
 def test_cpp_compiler_probe_answers_without_raising():

@@ -254,6 +254,29 @@ def test_vq_component_stage(tiny_setup, tmp_path):
     assert (tmp_path / "vq" / "model" / "config.json").is_file()
 
 
+@pytest.mark.filterwarnings("ignore:train.dtype is bf16")
+def test_vq_stage_honours_train_dtype(tiny_setup, tmp_path):
+    """``train.dtype: bf16`` runs the VQ's convolutions under bf16 autocast (the recipe's VQ parts use ``auto``):
+    the first loss moves a little off the fp32 one, stays finite, and the codebook search and losses stay fp32."""
+    from januspro.training.trainer import make_trainer
+
+    root, _ = tiny_setup
+    first = {}
+    for dtype in ("fp32", "bf16"):
+        ov = [f"data.t2i={root / 't2i' / 't2i.jsonl'}", "model.init=tiny", "train.steps=2", "train.batch_size=4",
+              f"train.out={tmp_path / dtype}", "train.progress=false", "train.eval_every=0",
+              "stage.vq_restart_every=0", "optim.warmup_steps=0", f"train.dtype={dtype}"]
+        tr = make_trainer(load_run_config(CONFIGS / "vq_shapes.yaml", ov))
+        seen: list[torch.dtype] = []
+        hook = tr.model.vq.quantize.register_forward_pre_hook(lambda m, args, seen=seen: seen.append(args[0].dtype))
+        stats = tr.run()
+        hook.remove()
+        assert seen and set(seen) == {torch.float32}
+        assert all(math.isfinite(s.loss) for s in stats)
+        first[dtype] = stats[0].loss
+    assert first["bf16"] != first["fp32"] and abs(first["bf16"] - first["fp32"]) < 0.05 * first["fp32"]
+
+
 def test_component_stages_take_max_items_images(tiny_setup, tmp_path):
     from januspro.training.data import DataError
     from januspro.training.trainer import make_trainer

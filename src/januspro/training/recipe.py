@@ -53,11 +53,14 @@ PARTS: dict[str, dict[str, str]] = {
     "vq": {"model.init": "shapes", "data.t2i": "{data}/t2i/t2i.jsonl", "stage.name": "vq",
            "data.max_items": "24000", "stage.vq_restart_every": "100", "optim.lr": "1e-3",
            "optim.warmup_steps": "100", "train.steps": "1500", "train.batch_size": "32", "train.save_every": "250",
-           "train.eval_every": "500"},
+           # bf16 convolutions where the CPU has bf16 units: 1.3x faster on a 2-core Xeon with AMX, held-out exact
+           # reconstruction after the polish 0.95 against fp32's 0.92 (artifacts/experiments/depth/)
+           "train.eval_every": "500", "train.dtype": "auto"},
     "vq_polish": {"model.init": "{out}/vq/model", "data.t2i": "{data}/t2i/t2i.jsonl", "stage.name": "vq",
                   "data.max_items": "24000", "stage.vq_restart_every": "0", "optim.lr": "3e-4",
                   "optim.decay_steps": "600", "optim.min_lr_ratio": "0.1", "train.steps": "900",
-                  "train.batch_size": "32", "train.save_every": "300", "train.eval_every": "300"},
+                  "train.batch_size": "32", "train.save_every": "300", "train.eval_every": "300",
+                  "train.dtype": "auto"},
     "siglip": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.t2i": "{data}/t2i/t2i.jsonl",
                "stage.name": "siglip", "stage.dense_weight": "1", "optim.lr": "5e-4", "optim.warmup_steps": "50",
                "train.steps": "1200", "train.batch_size": "64", "train.save_every": "200", "train.eval_every": "300"},

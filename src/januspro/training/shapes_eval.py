@@ -261,13 +261,25 @@ def package_model(recipe, dest: Path) -> dict:
     size_mb = sum(f.stat().st_size for f in dest.glob("*.safetensors")) / 1e6
     from ..eval.geneval import hardware
 
-    card = model_card(state, n_params, size_mb, plots, hardware(), vq_source=str(recipe.vq or ""))
+    card = model_card(state, n_params, size_mb, plots, hardware(), vq_source=str(recipe.vq or ""),
+                      architecture=architecture_line(model.cfg))
     (dest / "README.md").write_text(card)
     return {"params": n_params, "weights_mb": round(size_mb, 2)}
 
 
-def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu: str, vq_source: str = ""
-               ) -> str:
+def architecture_line(cfg) -> str:
+    """The model card's summary of a model's shape (read from its config, so a recipe run with another
+    architecture, ``--set text.model.init=arch.json``, is described as it is)."""
+    llm, vis, vq = cfg.llm, cfg.vision, cfg.vq
+    return (f"LLM {llm.num_layers} layers, width {llm.hidden_size}, {llm.num_heads} heads, FFN "
+            f"{llm.intermediate_size}, vocab {llm.vocab_size};\n  understanding ViT {vis.image_size} px, patch "
+            f"{vis.patch_size} ({vis.num_tokens} tokens), width {vis.hidden_size}, {vis.num_layers} layers; VQ "
+            f"{vq.image_size} px -> {vq.grid_size}x{vq.grid_size} = {vq.num_tokens} codes, codebook "
+            f"{vq.codebook_size} x {vq.codebook_dim}.")
+
+
+def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu: str, vq_source: str = "",
+               architecture: str = "") -> str:
     import torch
 
     parts = state["parts"]
@@ -297,9 +309,8 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
              "synthetic shapes world by `januspro train recipe shapes`. It is januspro's default model: it makes every",
              "command work offline and is the end-to-end test of the training code. It knows nothing outside the",
              "shapes world (4 shapes x 6 colours x 3 sizes on a 3x3 grid, 64x64 images).", "",
-             f"- Parameters: {n_params / 1e6:.2f} M (bf16 weights: {size_mb:.1f} MB); LLM 6 layers, width 256, "
-             "8 heads, vocab 512;",
-             "  understanding ViT 64 px, patch 8 (64 tokens); VQ 64 px -> 8x8 = 64 codes, codebook 512 x 8.",
+             f"- Parameters: {n_params / 1e6:.2f} M (bf16 weights: {size_mb:.1f} MB)" +
+             (f"; {architecture}" if architecture else "."),
              "- No system prompt (the model was trained without one).",
              f"- Trained on {cpu} (torch {torch.__version__}).", *notes, "",
              "## Recipe and wall time", "", "| part | steps | learning rate | wall time (min) | final numbers |",
