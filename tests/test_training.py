@@ -405,6 +405,24 @@ def test_siglip_component_stage(tiny_setup, tmp_path):
     assert torch.equal(resumed.heads.log_t, tr.heads.log_t)
 
 
+@pytest.mark.filterwarnings("ignore:train.dtype is bf16")
+def test_siglip_stage_honours_train_dtype(tiny_setup, tmp_path):
+    """Like every stage, SigLIP's forward runs under the autocast ``train.dtype`` asks for (``Trainer.autocast``):
+    bf16 moves the first loss a little off the fp32 one; its losses stay finite."""
+    from januspro.training.trainer import make_trainer
+
+    root, ckpt = tiny_setup
+    first = {}
+    for dtype in ("fp32", "bf16"):
+        ov = [f"data.t2i={root / 't2i' / 't2i.jsonl'}", f"model.init={ckpt}", "model.tokenizer=", "train.steps=2",
+              "train.batch_size=4", f"train.out={tmp_path / dtype}", "train.progress=false", "stage.eval_items=4",
+              "optim.warmup_steps=0", "stage.dense_weight=1", f"train.dtype={dtype}"]
+        stats = make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", ov)).run()
+        assert all(math.isfinite(s.loss) for s in stats)
+        first[dtype] = stats[0].loss
+    assert first["bf16"] != first["fp32"] and abs(first["bf16"] - first["fp32"]) < 0.05 * first["fp32"]
+
+
 def test_siglip_dense_patch_loss(tiny_setup, tmp_path):
     """stage.dense_weight adds the per-patch object loss: labels from the records' scenes, a patch head that
     trains, patch accuracy in the eval; records without a scene and a negative weight are clear errors."""

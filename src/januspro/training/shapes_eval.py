@@ -261,8 +261,8 @@ def package_model(recipe, dest: Path) -> dict:
     size_mb = sum(f.stat().st_size for f in dest.glob("*.safetensors")) / 1e6
     from ..eval.geneval import hardware
 
-    card = model_card(state, n_params, size_mb, plots, hardware(), vq_source=str(recipe.vq or ""),
-                      architecture=architecture_line(model.cfg))
+    card = model_card(state, n_params, size_mb, plots, hardware(), architecture_line(model.cfg),
+                      vq_source=str(recipe.vq or ""))
     (dest / "README.md").write_text(card)
     return {"params": n_params, "weights_mb": round(size_mb, 2)}
 
@@ -278,8 +278,8 @@ def architecture_line(cfg) -> str:
             f"{vq.codebook_size} x {vq.codebook_dim}.")
 
 
-def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu: str, vq_source: str = "",
-               architecture: str = "") -> str:
+def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu: str, architecture: str,
+               vq_source: str = "") -> str:
     import torch
 
     parts = state["parts"]
@@ -309,8 +309,7 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
              "synthetic shapes world by `januspro train recipe shapes`. It is januspro's default model: it makes every",
              "command work offline and is the end-to-end test of the training code. It knows nothing outside the",
              "shapes world (4 shapes x 6 colours x 3 sizes on a 3x3 grid, 64x64 images).", "",
-             f"- Parameters: {n_params / 1e6:.2f} M (bf16 weights: {size_mb:.1f} MB)" +
-             (f"; {architecture}" if architecture else "."),
+             f"- Parameters: {n_params / 1e6:.2f} M (bf16 weights: {size_mb:.1f} MB); {architecture}",
              "- No system prompt (the model was trained without one).",
              f"- Trained on {cpu} (torch {torch.__version__}).", *notes, "",
              "## Recipe and wall time", "", "| part | steps | learning rate | wall time (min) | final numbers |",

@@ -282,6 +282,11 @@ class Trainer:
         return [self.build(*p) for p in self.step_plan()]
 
     # ------------------------------------------------------------------ loop
+    def autocast(self) -> torch.autocast:
+        """The forward-pass context ``train.dtype`` asks for (bf16 autocast or none), for every stage's step;
+        losses computed outside it stay fp32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
+
     def train_step(self) -> StepStats:
         t0 = time.perf_counter()
         self.model.train()
@@ -303,7 +308,7 @@ class Trainer:
                 continue
             batch = pack(chunk, self.cfg.data.pack_length, self.tokenizer.pad_id, shape,
                          self.task_weights).to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            with self.autocast():
                 total, parts = self.loss_module(batch, normaliser)
             total.backward()
             stats[:4] += parts
