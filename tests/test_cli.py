@@ -64,6 +64,14 @@ def test_generate_writes_pngs_and_grid(tiny_ckpt, tmp_path, capsys):
     assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "3", "--seed", "1", "--cfg", "3",
                  "--cfg-end", "1", "--out", str(tmp_path / "sched"), "--quiet"]) == 0
     assert (out / "001.png").read_bytes() != (tmp_path / "sched" / "001.png").read_bytes()
+    # best of 3: still n images, each one of the 3n candidates the same seed draws
+    assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "2", "--seed", "1", "--cfg", "3",
+                 "--best-of", "3", "--out", str(tmp_path / "best"), "--quiet"]) == 0
+    assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "6", "--seed", "1", "--cfg", "3",
+                 "--out", str(tmp_path / "all"), "--quiet"]) == 0
+    picked = sorted(tmp_path.glob("best/0*.png"))
+    candidates = {f.read_bytes() for f in (tmp_path / "all").glob("0*.png")}
+    assert len(picked) == 2 and all(f.read_bytes() in candidates for f in picked)
 
 
 def test_chat_prints_an_answer(tiny_ckpt, tmp_path, capsys):
@@ -80,6 +88,7 @@ def test_chat_prints_an_answer(tiny_ckpt, tmp_path, capsys):
     (["generate", "x", "--cfg", "-1"], "cfg_weight must be >= 0"),
     (["generate", "x", "-n", "0"], "images per prompt"),
     (["generate", "x", "--cfg-end", "-2"], "cfg_end must be >= 0"),
+    (["generate", "x", "--best-of", "0"], "best_of (candidates per image) must be >= 1"),
     (["generate", "word " * 600], "exceeds the model's context"),
     (["chat", "hi", "--image", "/nonexistent.png"], "no image file"),
     (["chat", "hi", "--temperature", "-2"], "temperature must be >= 0"),

@@ -134,6 +134,13 @@ def test_images_generation(client, tiny):
     got = Image.open(io.BytesIO(base64.b64decode(r.json()["data"][0]["b64_json"])))
     want = generate_images(*tiny, "a red circle", ImageGenParams(cfg_weight=3, cfg_end=1, n=1, seed=3))[0][0]
     assert got.tobytes() == want.convert("RGB").tobytes()
+    # and so does best-of-K
+    r = client.post("/v1/images/generations", json={"prompt": "a red circle", "n": 1, "seed": 3, "cfg_weight": 3,
+                                                    "best_of": 3})
+    assert r.status_code == 200, r.text
+    got = Image.open(io.BytesIO(base64.b64decode(r.json()["data"][0]["b64_json"])))
+    want = generate_images(*tiny, "a red circle", ImageGenParams(cfg_weight=3, best_of=3, n=1, seed=3))[0][0]
+    assert got.tobytes() == want.convert("RGB").tobytes()
 
 
 @pytest.mark.parametrize("body,status,code", [
@@ -142,6 +149,8 @@ def test_images_generation(client, tiny):
     ({"prompt": "x", "n": 0}, 400, None),
     ({"prompt": "x", "cfg_weight": -1}, 400, None),
     ({"prompt": "x", "cfg_end": -1}, 400, None),
+    ({"prompt": "x", "best_of": 0}, 400, None),
+    ({"prompt": "x", "best_of": 9}, 400, None),
     ({"prompt": ""}, 400, None),
     ({"n": 1}, 400, None),
     ({"prompt": "word " * 2000}, 400, "context_length_exceeded"),

@@ -59,7 +59,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .processing.image import contact_sheet
 
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            n=args.n, seed=args.seed, compile=args.compile, cfg_end=args.cfg_end)
+                            n=args.n, seed=args.seed, compile=args.compile, cfg_end=args.cfg_end,
+                            best_of=args.best_of)
     model, proc = _load(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -280,7 +281,8 @@ def _cmd_eval_geneval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            n=args.n, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end)
+                            n=args.n, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end,
+                            best_of=args.best_of)
     model, proc = _load(args)
     bar, progress = _progress("geneval", "prompt", args.quiet)
     results = run_geneval(model, proc, args.data, args.out, params, args.scorer, progress, args.batch_size)
@@ -349,7 +351,8 @@ def _cmd_eval_dpg(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            n=4, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end)
+                            n=4, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end,
+                            best_of=args.best_of)
     model, proc = _load(args)
     bar, progress = _progress("dpg", "prompt", args.quiet)
     res = run_dpg(model, proc, args.data, args.out, params, args.limit, progress, args.batch_size)
@@ -393,6 +396,10 @@ def _add_image_sampling_args(p: argparse.ArgumentParser, with_n: bool = True) ->
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default: 1)")
     p.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest codes (default: off)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
+    p.add_argument("--best-of", type=int, default=1, metavar="K",
+                   help="draw K candidates for every image and keep the one the model itself, reading it through "
+                        "its understanding path, finds the likeliest to be described by the prompt; costs about "
+                        "K times the generation time (default: 1, plain sampling)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ order; a test proves the result equal to the official interleaved layout.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PIL import Image
@@ -25,6 +25,7 @@ from ..models.llm import RopeTable
 from ..processing.image import to_pil
 from ..processing.processor import JanusProcessor, left_pad
 from .decode import COMPILE_BUCKET, attended_slots, compiled, prefill
+from .rerank import answer_logprobs, pick_best
 from .sampling import SamplingParams, classifier_free_guidance, draw_noise, make_generator, sample_with_noise
 
 ProgressFn = Callable[[int, int], None]
@@ -41,6 +42,9 @@ class ImageGenParams:
     compile: bool = False  # torch.compile the decode step (CUDA graphs on GPU)
     # guidance schedule: the weight moves linearly from cfg_weight (first code) to cfg_end (last code); None: constant
     cfg_end: float | None = None
+    # draw best_of candidates for every image and keep the one the model's own understanding path finds the
+    # likeliest to be described by the prompt (see rerank.py); applied by generate_images, 1 = plain sampling
+    best_of: int = 1
 
     def __post_init__(self) -> None:
         if self.cfg_weight < 0:
@@ -49,6 +53,8 @@ class ImageGenParams:
             raise ValueError(f"cfg_end must be >= 0, got {self.cfg_end}")
         if self.n < 1:
             raise ValueError(f"n (images per prompt) must be >= 1, got {self.n}")
+        if self.best_of < 1:
+            raise ValueError(f"best_of (candidates per image) must be >= 1, got {self.best_of}")
         SamplingParams(self.temperature, self.top_k, self.top_p)  # validates
 
     @property
@@ -197,6 +203,9 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
     The same ``seed`` gives the same images. ``seeds`` (one per prompt, instead of ``params.seed``) samples
     each prompt from its own generator: its images are then those of a call with that prompt alone and
     ``seed=seeds[i]``, whatever else is in the batch (up to the rounding of a padded batch).
+    With ``params.best_of`` = K > 1, each prompt's ``n * K`` candidates are drawn as one call with ``n * K``
+    images would draw them, and image ``j`` is the best of candidates ``j*K .. j*K+K-1`` by
+    :func:`~januspro.generation.rerank.answer_logprobs` of the prompt.
     """
     params = params or ImageGenParams()
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -217,6 +226,11 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
     device = model.lm_head.weight.device
     gen = (make_generator(params.seed, device) if seeds is None
            else [make_generator(int(s), device) for s in seeds])
-    codes = generate_codes(model, cond, uncond, params, processor.tokenizer.pad_id, gen, progress)
+    k = params.best_of
+    draw = params if k == 1 else replace(params, n=params.n * k)
+    codes = generate_codes(model, cond, uncond, draw, processor.tokenizer.pad_id, gen, progress)
     images = decode_codes(model, codes)
+    if k > 1:
+        per_image = [p for p in prompt_list for _ in range(draw.n)]
+        images = [images[i] for i in pick_best(answer_logprobs(model, processor, images, per_image), k).tolist()]
     return [images[i * params.n:(i + 1) * params.n] for i in range(len(prompt_list))]

@@ -87,6 +87,7 @@ class ImageBody(_Body):
     temperature: float = Field(default=1.0, ge=0)
     top_k: int = Field(default=0, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
+    best_of: int = Field(default=1, ge=1, le=8)  # candidates per image, judged by the model's understanding path
     seed: int | None = None
     negative_prompt: str | None = None
 
@@ -418,7 +419,8 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(400, "only response_format 'b64_json' is supported", param="response_format")
         try:
             params = ImageGenParams(cfg_weight=body.cfg_weight, temperature=body.temperature, top_k=body.top_k,
-                                    top_p=body.top_p, n=body.n, seed=body.seed, cfg_end=body.cfg_end)
+                                    top_p=body.top_p, n=body.n, seed=body.seed, cfg_end=body.cfg_end,
+                                    best_of=body.best_of)
             processor.encode_generation_prompt(body.prompt)
             if body.negative_prompt is not None:
                 processor.encode_generation_prompt(body.negative_prompt)

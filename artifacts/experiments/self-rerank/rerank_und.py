@@ -1,0 +1,84 @@
+"""Best-of-K by the model's own understanding path, on a GenEval-style suite.
+
+    python artifacts/experiments/self-rerank/rerank_und.py MODEL METADATA OUT K [CFG TEMP]   (repo root)
+
+Each prompt's 4 images are each the best of K candidates (4K sampled with CFG, seed = prompt index). A candidate's
+score is the understanding path's log p(prompt | candidate image, "Describe the image."), teacher forced: the
+model reads its own picture through the SigLIP encoder and is asked how likely the prompt is as a description
+of it. K = 1 (or the first candidate of each group) is plain sampling. Writes OUT/k<K>/ and OUT/first/ in
+GenEval's layout, every candidate with its score under OUT/all/, and prints the shapes-GenEval scores of the
+three (those of "all" are plain sampling over 4K images a prompt).
+"""
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from januspro.checkpoint import load_processor
+from januspro.eval.geneval import read_metadata
+from januspro.generation.image import ImageGenParams, decode_codes, generate_codes, unconditional_ids
+from januspro.generation.sampling import make_generator
+from januspro.shapes.scoring import score_geneval_folder
+from januspro.training.data import SampleBuilder
+from januspro.training.packing import pack, packed_loss
+from januspro.training.shapes_eval import load_shapes_model
+
+torch.set_num_threads(2)
+if len(sys.argv) < 5:
+    sys.exit(__doc__)
+model_dir, meta, out, k = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+cfg = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
+temp = float(sys.argv[6]) if len(sys.argv) > 6 else 0.7
+QUESTION = "Describe the image."
+model = load_shapes_model(Path(model_dir)).eval()
+proc = load_processor(model)
+pad = proc.tokenizer.pad_id
+mc = model.cfg
+builder = SampleBuilder(proc.tokenizer, mc.chat_template, mc.vision.image_size, mc.vision.num_tokens,
+                        mc.vision.image_mean, mc.vision.image_std, "")
+image_shape = (3, mc.vision.image_size, mc.vision.image_size)
+N = 4
+
+
+@torch.no_grad()
+def und_logp(prompt: str, paths: list[Path]) -> torch.Tensor:
+    """log p(prompt as the answer to QUESTION | image) for each image file."""
+    scores = []
+    for p in paths:
+        rec = {"messages": [{"role": "user", "content": "<image_placeholder>\n" + QUESTION},
+                            {"role": "assistant", "content": prompt}], "images": [p.name]}
+        batch = pack([builder.und(rec, p.parent)], 256, pad, image_shape)
+        scores.append(-packed_loss(model, batch, proc.tokenizer.image_id, 1.0).text_sum)
+    return torch.tensor(scores)
+
+
+items = read_metadata(meta)
+tmp = Path(tempfile.mkdtemp())
+for idx, (line, m) in enumerate(items):
+    cond = proc.encode_generation_prompt(m["prompt"])
+    unc = unconditional_ids(cond, pad)
+    p = ImageGenParams(cfg_weight=cfg, temperature=temp, n=N * k, seed=idx)
+    codes = generate_codes(model, [cond], [unc], p, pad, [make_generator(idx)])
+    imgs = decode_codes(model, codes)
+    paths = []
+    for j, im in enumerate(imgs):
+        paths.append(tmp / f"{j:04d}.png")
+        im.save(paths[-1])
+    score = und_logp(m["prompt"], paths)
+    picks = {"first": torch.arange(N) * k, f"k{k}": score.view(N, k).argmax(-1) + torch.arange(N) * k,
+             "all": torch.arange(N * k)}
+    for name, pick in picks.items():
+        sub = out / name / f"{idx:05d}"
+        (sub / "samples").mkdir(parents=True, exist_ok=True)
+        (sub / "metadata.jsonl").write_text(line.rstrip("\n") + "\n")
+        for j, i in enumerate(pick.tolist()):
+            imgs[i].save(sub / "samples" / f"{j:04d}.png")
+    (out / "all" / f"{idx:05d}" / "scores.json").write_text(json.dumps(score.tolist()))
+    print(idx, end=" ", flush=True)
+print()
+for name in ("first", f"k{k}", "all"):
+    rep = score_geneval_folder(out / name, out / name).to_dict()
+    print(json.dumps({"pick": name, "k": k, "cfg": cfg, "temp": temp, "overall": round(rep["overall"], 3),
+                      "per_tag": {t: round(v, 3) for t, v in rep["per_tag"].items()}}))

@@ -1,0 +1,70 @@
+"""Best-of-K text-to-image by the model's own understanding path.
+
+Janus-Pro reads images as well as it draws them, so the same model can judge its own drafts: each candidate
+image is shown to the understanding path with the question "Describe the image." and scored by the
+log-probability that the answer is the prompt itself (teacher forced, the closing end-of-sentence token
+included, so a picture with more in it than the prompt says scores lower). ``ImageGenParams.best_of = K``
+draws K candidates for every image asked for and keeps the best; K = 1 is plain sampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+
+from ..models.janus import JanusModel
+from ..models.llm import attention_mask, positions_from_padding
+from ..processing.processor import JanusProcessor, left_pad
+
+DESCRIBE_QUESTION = "Describe the image."
+
+
+@torch.inference_mode()
+def answer_logprobs(model: JanusModel, processor: JanusProcessor, images: Sequence[Image.Image],
+                    answers: Sequence[str], question: str = DESCRIBE_QUESTION, batch_size: int = 16) -> torch.Tensor:
+    """log p(answer | image, question) for each (image, answer) pair [N], float32.
+
+    The conversation is the one the model is trained on: one user turn with the image and the question, the
+    assistant's turn holding the answer and its end-of-sentence token; the answer's tokens are scored."""
+    if len(images) != len(answers):
+        raise ValueError(f"{len(images)} images for {len(answers)} answers")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    tok = processor.tokenizer
+    sep2 = processor.template.sep2
+    device = model.lm_head.weight.device
+    dtype = model.lm_head.weight.dtype
+    scores: list[torch.Tensor] = []
+    for start in range(0, len(images), batch_size):
+        rows, pixels, lengths = [], [], []
+        for im, ans in zip(images[start:start + batch_size], answers[start:start + batch_size], strict=True):
+            chat = processor.encode_chat([{"role": "user", "content": f"<image_placeholder>\n{question}",
+                                           "images": [im]}])
+            target = tok.encode(f" {ans.strip()}{sep2}", add_bos=False)
+            rows.append(chat.input_ids + target)
+            pixels.append(chat.pixel_values)
+            lengths.append(len(target))
+        ids, pad = left_pad(rows, tok.pad_id)
+        ids, pad = ids.to(device), pad.to(device)
+        t = ids.shape[1]
+        emb = model.embed_inputs(ids, torch.cat(pixels).to(device=device, dtype=dtype), tok.image_id)
+        mask = None if bool(pad.all()) else attention_mask(pad, torch.arange(t, device=device))
+        hidden = model(emb, positions_from_padding(pad), mask)  # [B, T, H]
+        for r, n in enumerate(lengths):
+            # left padding puts every answer at the end of its row: outputs t-n-1 .. t-2 predict it
+            logits = model.text_logits(hidden[r, t - n - 1:t - 1]).float()
+            scores.append(torch.log_softmax(logits, -1).gather(-1, ids[r, t - n:, None]).sum())
+    return torch.stack(scores).cpu()
+
+
+def pick_best(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the best of each consecutive group of ``k`` scores (the first one on ties)."""
+    if scores.numel() % k:
+        raise ValueError(f"{scores.numel()} scores do not split into groups of {k}")
+    groups = scores.view(-1, k)
+    return groups.argmax(-1) + torch.arange(groups.shape[0]) * k
+
+
+__all__ = ["DESCRIBE_QUESTION", "answer_logprobs", "pick_best"]
