@@ -111,6 +111,10 @@ def test_unreadable_image(tiny_ckpt, tmp_path, capsys):
 def test_data_shapes_and_score(tmp_path, capsys):
     assert main(["data", "shapes", "--task", "t2i", "--n", "5", "--out", str(tmp_path / "t"), "--quiet"]) == 0
     assert len((tmp_path / "t" / "t2i.jsonl").read_text().splitlines()) == 5
+    assert main(["data", "shapes", "--task", "und", "--n", "6", "--out", str(tmp_path / "u"), "--quiet",
+                 "--describe-share", "1"]) == 0
+    chats = [json.loads(r) for r in (tmp_path / "u" / "und.jsonl").read_text().splitlines()]
+    assert all(c["kinds"] == ["describe"] for c in chats)
     with pytest.raises(SystemExit, match="--workers must be >= 1"):
         main(["data", "shapes", "--task", "t2i", "--n", "5", "--out", str(tmp_path / "w"), "--workers", "0"])
     rows = {}

@@ -119,7 +119,8 @@ def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
     assert (out / "data" / "t2i" / "t2i_synthetic.jsonl").read_text() == "".join(mixed)
 
 
-@pytest.mark.parametrize("flag,field", [("--kind-balance", "kind_balance"), ("--hard-negatives", "hard_negatives")])
+@pytest.mark.parametrize("flag,field", [("--kind-balance", "kind_balance"), ("--hard-negatives", "hard_negatives"),
+                                        ("--describe-share", "describe_share")])
 def test_recipe_cli_style_flags_reach_the_understanding_chats(tmp_path, flag, field):
     from januspro.shapes.datasets import DataStyle, und_item
 

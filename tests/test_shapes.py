@@ -182,6 +182,27 @@ def test_kind_balance_evens_out_question_kinds_and_keeps_the_plain_data():
         DataStyle(kind_balance=1.5)
 
 
+def test_describe_share_turns_chats_into_true_captions_and_keeps_the_plain_data():
+    from januspro.shapes.world import SHAPES
+
+    style = DataStyle(describe_share=0.5)
+    items = [und_item(5, i, style) for i in range(400)]
+    described = [(m, s) for m, k, s in items if k == ["describe"]]
+    assert 0.4 < len(described) / len(items) < 0.6
+    for messages, scene in described:
+        assert len(messages) == 2 and messages[0]["content"].startswith("<image_placeholder>\n")
+        answer = messages[1]["content"]
+        assert not mentions_held_out(answer)
+        # a caption names every shape the scene has and none it lacks
+        present = {o.shape for o in scene.objects}
+        assert {s for s in SHAPES if s in answer} == present, (answer, present)
+    # the other chats are the usual questions; the option off leaves the plain data unchanged
+    assert any(k != ["describe"] for _, k, _ in items)
+    assert und_item(5, 11, DataStyle(describe_share=0.0)) == und_item(5, 11)
+    with pytest.raises(ValueError, match="describe_share"):
+        DataStyle(describe_share=-0.1)
+
+
 def test_simple_scenes_draw_the_three_families_and_keep_the_plain_data():
     from collections import Counter
 

@@ -129,7 +129,7 @@ def _cmd_data_shapes(args: argparse.Namespace) -> int:
 
     try:
         style = DataStyle(args.synthetic_jitter, args.single_turn_share, args.max_turns, args.hard_negatives,
-                          args.caption_order, args.kind_balance, args.simple_scenes)
+                          args.caption_order, args.kind_balance, args.simple_scenes, args.describe_share)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     if args.workers < 1:
@@ -189,6 +189,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
                    help="share of the clean text-to-image scenes (Stages II and III) drawn from three simple "
                         "families: one object, two objects of two shapes, 2-4 objects of one shape (default: "
                         "%(default)s)")
+    p.add_argument("--describe-share", type=float, default=Recipe.default_style().describe_share,
+                   help="share of the understanding chats that are one 'Describe the image.' turn answered with a "
+                        "caption, which teaches the model to judge its own drafts for --best-of generation "
+                        "(default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -204,7 +208,8 @@ def _cmd_recipe(argv: list[str]) -> int:
         raise SystemExit("error: --data-scale must be > 0 and --eval-items >= 1")
     try:
         style = replace(Recipe.default_style(), caption_order=args.caption_order, kind_balance=args.kind_balance,
-                        hard_negatives=args.hard_negatives, simple_scenes=args.simple_scenes)
+                        hard_negatives=args.hard_negatives, simple_scenes=args.simple_scenes,
+                        describe_share=args.describe_share)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
@@ -602,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="und: share of conversations whose questions are drawn kind by kind (colour, shape, "
                          "count, exist, relation, where, describe: every kind the scene offers equally likely) "
                          "instead of uniformly over the scene's questions, of which ~40%% are counts (default: 0)")
+    sh.add_argument("--describe-share", type=float, default=0.0,
+                    help="und: share of conversations that are one 'Describe the image.' turn answered with a "
+                         "caption drawn like the t2i captions (default: 0)")
     sh.add_argument("--simple-scenes", type=float, default=0.0,
                     help="t2i: share of the clean scenes drawn from three simple families (one object; two "
                          "objects of two shapes; 2-4 objects of one shape) instead of 1-4 random objects, which "

@@ -1,6 +1,10 @@
 """How well a best-of-K score ranks a prompt's candidates, from rerank_und.py's OUT/all/ (scored).
 
-    python artifacts/experiments/self-rerank/analyse.py OUT K
+    python artifacts/experiments/self-rerank/analyse.py OUT K [SCORE]
+
+SCORE ranks the candidates (default ``und``): ``und`` (the understanding path's log p(prompt | image)), ``pmi``
+(the generation path's log p(codes | prompt) - log p(codes | dropped prompt)), ``cond``, or ``und+pmi`` (the
+sum of the two after standardising each within the prompt's candidates).
 
 Prints, per category: plain sampling, the score's best of K, the oracle's best of K (any correct candidate
 wins) and the within-group AUC (how often a correct candidate outscores an incorrect one of its group).
@@ -11,6 +15,24 @@ from collections import defaultdict
 from pathlib import Path
 
 out, k = Path(sys.argv[1]), int(sys.argv[2])
+how = sys.argv[3] if len(sys.argv) > 3 else "und"
+
+
+def z(xs: list[float]) -> list[float]:
+    m = sum(xs) / len(xs)
+    sd = (sum((x - m) ** 2 for x in xs) / len(xs)) ** 0.5 or 1.0
+    return [(x - m) / sd for x in xs]
+
+
+def ranking(raw: dict | list) -> list[float]:
+    if isinstance(raw, list):  # the first version of rerank_und.py saved the understanding score alone
+        raw = {"und": raw}
+    pmi = [c - u for c, u in zip(raw.get("cond", []), raw.get("uncond", []), strict=True)]
+    if how == "und+pmi":
+        return [a + b for a, b in zip(z(raw["und"]), z(pmi), strict=True)]
+    return pmi if how == "pmi" else raw[how]
+
+
 rows = [json.loads(x) for x in (out / "all" / "results.jsonl").read_text().splitlines()]
 by_prompt: dict[str, list[dict]] = defaultdict(list)
 for r in rows:
@@ -18,7 +40,7 @@ for r in rows:
 stats: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
 for folder, rs in by_prompt.items():
     rs.sort(key=lambda r: r["filename"])
-    scores = json.loads((Path(folder) / "scores.json").read_text())
+    scores = ranking(json.loads((Path(folder) / "scores.json").read_text()))
     tag = rs[0]["tag"]
     for g in range(len(rs) // k):
         grp = list(zip(rs[g * k:(g + 1) * k], scores[g * k:(g + 1) * k], strict=True))

@@ -3,15 +3,17 @@
     python artifacts/experiments/self-rerank/rerank_und.py MODEL METADATA OUT K [CFG TEMP]   (repo root)
 
 Each prompt's 4 images are each the best of K candidates (4K sampled with CFG, seed = prompt index). A candidate's
-score is the understanding path's log p(prompt | candidate image, "Describe the image."), teacher forced: the
+score is the understanding path's log p(prompt | candidate image, "Describe the image.") (the library's
+``answer_logprobs``, what ``ImageGenParams.best_of`` uses), teacher forced: the
 model reads its own picture through the SigLIP encoder and is asked how likely the prompt is as a description
 of it. K = 1 (or the first candidate of each group) is plain sampling. Writes OUT/k<K>/ and OUT/first/ in
-GenEval's layout, every candidate with its score under OUT/all/, and prints the shapes-GenEval scores of the
+GenEval's layout, every candidate under OUT/all/ with its scores (``und``: the score above; ``cond`` and
+``uncond``: the generation path's log p(codes | prompt) and log p(codes | dropped prompt), teacher forced, no
+guidance, for ``analyse.py``'s other rankings), and prints the shapes-GenEval scores of the
 three (those of "all" are plain sampling over 4K images a prompt).
 """
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,6 +21,7 @@ import torch
 from januspro.checkpoint import load_processor
 from januspro.eval.geneval import read_metadata
 from januspro.generation.image import ImageGenParams, decode_codes, generate_codes, unconditional_ids
+from januspro.generation.rerank import answer_logprobs
 from januspro.generation.sampling import make_generator
 from januspro.shapes.scoring import score_geneval_folder
 from januspro.training.data import SampleBuilder
@@ -31,42 +34,35 @@ if len(sys.argv) < 5:
 model_dir, meta, out, k = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
 cfg = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
 temp = float(sys.argv[6]) if len(sys.argv) > 6 else 0.7
-QUESTION = "Describe the image."
 model = load_shapes_model(Path(model_dir)).eval()
 proc = load_processor(model)
 pad = proc.tokenizer.pad_id
+N = 4
 mc = model.cfg
 builder = SampleBuilder(proc.tokenizer, mc.chat_template, mc.vision.image_size, mc.vision.num_tokens,
                         mc.vision.image_mean, mc.vision.image_std, "")
 image_shape = (3, mc.vision.image_size, mc.vision.image_size)
-N = 4
 
 
 @torch.no_grad()
-def und_logp(prompt: str, paths: list[Path]) -> torch.Tensor:
-    """log p(prompt as the answer to QUESTION | image) for each image file."""
-    scores = []
-    for p in paths:
-        rec = {"messages": [{"role": "user", "content": "<image_placeholder>\n" + QUESTION},
-                            {"role": "assistant", "content": prompt}], "images": [p.name]}
-        batch = pack([builder.und(rec, p.parent)], 256, pad, image_shape)
-        scores.append(-packed_loss(model, batch, proc.tokenizer.image_id, 1.0).text_sum)
-    return torch.tensor(scores)
+def gen_logp(prompt: str, codes: torch.Tensor, unconditional: bool) -> list[float]:
+    """The generation path's log p(codes | prompt) per candidate, teacher forced, no guidance (the unconditional
+    form is training's dropped prompt)."""
+    out = []
+    for c in codes.tolist():
+        batch = pack([builder.t2i(prompt, c, unconditional)], 256, pad, image_shape)
+        out.append(-packed_loss(model, batch, proc.tokenizer.image_id, 1.0).image_sum)
+    return out
 
 
 items = read_metadata(meta)
-tmp = Path(tempfile.mkdtemp())
 for idx, (line, m) in enumerate(items):
     cond = proc.encode_generation_prompt(m["prompt"])
     unc = unconditional_ids(cond, pad)
     p = ImageGenParams(cfg_weight=cfg, temperature=temp, n=N * k, seed=idx)
     codes = generate_codes(model, [cond], [unc], p, pad, [make_generator(idx)])
     imgs = decode_codes(model, codes)
-    paths = []
-    for j, im in enumerate(imgs):
-        paths.append(tmp / f"{j:04d}.png")
-        im.save(paths[-1])
-    score = und_logp(m["prompt"], paths)
+    score = answer_logprobs(model, proc, imgs, [m["prompt"]] * len(imgs))
     picks = {"first": torch.arange(N) * k, f"k{k}": score.view(N, k).argmax(-1) + torch.arange(N) * k,
              "all": torch.arange(N * k)}
     for name, pick in picks.items():
@@ -75,7 +71,9 @@ for idx, (line, m) in enumerate(items):
         (sub / "metadata.jsonl").write_text(line.rstrip("\n") + "\n")
         for j, i in enumerate(pick.tolist()):
             imgs[i].save(sub / "samples" / f"{j:04d}.png")
-    (out / "all" / f"{idx:05d}" / "scores.json").write_text(json.dumps(score.tolist()))
+    scores = {"und": score.tolist(), "cond": gen_logp(m["prompt"], codes, False),
+              "uncond": gen_logp(m["prompt"], codes, True)}
+    (out / "all" / f"{idx:05d}" / "scores.json").write_text(json.dumps(scores))
     print(idx, end=" ", flush=True)
 print()
 for name in ("first", f"k{k}", "all"):

@@ -45,11 +45,15 @@ class DataStyle:
     # share of clean text-to-image scenes drawn from three simple families instead of 1-4 random objects (see
     # :func:`simple_spec`): one object, two objects of two shapes, or 2-4 objects of one shape
     simple_scenes: float = 0.0
+    # share of understanding chats that are one "Describe the image." turn answered with a caption drawn like the
+    # text-to-image captions (the rest still offer a describe question among their others 15% of the time); it
+    # teaches the understanding path to judge drafts for best-of-K generation (generation/rerank.py)
+    describe_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.synthetic_jitter <= 1.0:
             raise ValueError("synthetic_jitter must be in [0, 1]")
-        for name in ("single_turn_share", "hard_negatives", "kind_balance", "simple_scenes"):
+        for name in ("single_turn_share", "hard_negatives", "kind_balance", "simple_scenes", "describe_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]")
         if self.max_turns < 1:
@@ -131,7 +135,7 @@ def und_item(seed: int, i: int, style: DataStyle = PLAIN) -> tuple[list[dict], l
     scene = sample_scene(rng)
     one = style.max_turns == 1 or rng.random() < style.single_turn_share
     turns = 1 if one else int(rng.integers(2, style.max_turns + 1))
-    messages, kinds = conversation(scene, rng, turns, style.hard_negatives, style.kind_balance)
+    messages, kinds = conversation(scene, rng, turns, style.hard_negatives, style.kind_balance, style.describe_share)
     return messages, kinds, scene
 
 

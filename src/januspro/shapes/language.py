@@ -252,17 +252,30 @@ def mentions_held_out(text: str, held_out: HeldOut = HELD_OUT) -> bool:
     return False
 
 
+DESCRIBE_QUESTIONS = ("Describe the image.", "What do you see?", "Describe this picture.")
+
+
 def conversation(scene: Scene, rng: np.random.Generator, turns: int = 1, hard_negatives: float = 0.0,
-                 kind_balance: float = 0.0) -> tuple[list[dict], list[str]]:
+                 kind_balance: float = 0.0, describe_share: float = 0.0) -> tuple[list[dict], list[str]]:
     """A chat about the scene: the image in the first user turn, then ``turns`` question/answer pairs
     (fewer when the scene offers fewer questions). Returns the messages and the kinds of question asked.
 
     Questions are drawn uniformly from the scene's :func:`qa_pairs`, so kinds with many questions per scene
     (counts: one per shape) dominate. With probability ``kind_balance`` the chat instead asks about kinds
-    drawn uniformly from the kinds the scene offers, one question per kind (see :func:`by_kind`)."""
+    drawn uniformly from the kinds the scene offers, one question per kind (see :func:`by_kind`).
+
+    With probability ``describe_share`` the chat is instead one describe turn answered with a caption drawn as
+    the text-to-image captions are (:func:`caption`'s defaults), unless that caption names a held-out
+    combination."""
+    # the draws are only made when the share is on, so the plain data's random stream stays as it was
+    if describe_share > 0 and rng.random() < describe_share:
+        text = caption(scene, rng)
+        if not mentions_held_out(text):
+            return [{"role": "user", "content": "<image_placeholder>\n" + _pick(rng, DESCRIBE_QUESTIONS)},
+                    {"role": "assistant", "content": text}], ["describe"]
     qas = qa_pairs(scene, rng, hard_negatives=hard_negatives)
     if rng.random() < 0.15:
-        qas.append((_pick(rng, ("Describe the image.", "What do you see?", "Describe this picture.")),
+        qas.append((_pick(rng, DESCRIBE_QUESTIONS),
                     caption(scene, rng, dense=True, with_color=True), "describe"))
     # the draw is only made when balancing is on, so the plain data's random stream stays as it was
     if kind_balance > 0 and rng.random() < kind_balance:
