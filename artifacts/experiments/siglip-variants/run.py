@@ -19,7 +19,7 @@ import torch
 from januspro.checkpoint import save_model
 from januspro.config import preset
 from januspro.models.janus import JanusModel
-from januspro.shapes.datasets import DataStyle, write_task
+from januspro.shapes.datasets import DataStyle, usable_cpus, write_task
 from januspro.training.config import load_run_config
 from januspro.training.recipe import Recipe
 from januspro.training.trainer import make_trainer
@@ -42,7 +42,7 @@ if a.res != 64:
     if not jsonl.is_file():
         t0 = time.time()
         style = DataStyle(**json.loads((run / "recipe.json").read_text())["parts"]["data"]["style"])
-        write_task("t2i", data, a.items, seed=0, resolution=a.res, variant="mixed", style=style)
+        write_task("t2i", data, a.items, seed=0, resolution=a.res, variant="mixed", style=style, workers=usable_cpus())
         print(f"rendered {a.items} images at {a.res} px in {time.time() - t0:.0f} s", flush=True)
     init = out / "init"
     if not init.is_dir():
