@@ -61,6 +61,8 @@ def test_answer_logprobs_bad_input(tiny):
         answer_logprobs(model, proc, _images(2, 16), ["a"])
     with pytest.raises(ValueError, match="batch_size"):
         answer_logprobs(model, proc, _images(1, 16), ["a"], batch_size=0)
+    with pytest.raises(ValueError, match="the model's context is"):
+        answer_logprobs(model, proc, _images(1, 16), ["word " * (model.cfg.llm.max_position_embeddings + 1)])
 
 
 def test_pick_best():

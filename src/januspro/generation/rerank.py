@@ -43,6 +43,10 @@ def answer_logprobs(model: JanusModel, processor: JanusProcessor, images: Sequen
             chat = processor.encode_chat([{"role": "user", "content": f"<image_placeholder>\n{question}",
                                            "images": [im]}])
             target = tok.encode(f" {ans.strip()}{sep2}", add_bos=False)
+            if len(chat.input_ids) + len(target) > model.cfg.llm.max_position_embeddings:
+                raise ValueError(f"judging an image with a {len(target)}-token answer takes "
+                                 f"{len(chat.input_ids) + len(target)} tokens; the model's context is "
+                                 f"{model.cfg.llm.max_position_embeddings}")
             rows.append(chat.input_ids + target)
             pixels.append(chat.pixel_values)
             lengths.append(len(target))
