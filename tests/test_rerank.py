@@ -9,7 +9,7 @@ from PIL import Image
 
 from helpers import make_tiny_checkpoint
 from januspro.checkpoint import load_model, load_processor
-from januspro.generation.image import ImageGenParams, generate_images
+from januspro.generation.image import ImageGenParams, generate_codes, generate_images, unconditional_ids
 from januspro.generation.rerank import answer_logprobs, pick_best
 from januspro.processing.chat import DEFAULT_SYSTEM_PROMPT
 from januspro.training.data import SampleBuilder
@@ -89,3 +89,8 @@ def test_best_of_keeps_each_groups_likeliest_candidate(tiny):
             assert np.array_equal(np.asarray(g), np.asarray(w))
     with pytest.raises(ValueError, match="best_of"):
         ImageGenParams(best_of=0)
+    # codes alone cannot be judged: generate_codes refuses a best_of it would not apply
+    cond = proc.encode_generation_prompt(prompts[0])
+    with pytest.raises(ValueError, match="best_of is applied by generate_images"):
+        generate_codes(model, [cond], [unconditional_ids(cond, proc.tokenizer.pad_id)],
+                       ImageGenParams(n=1, best_of=2, **base), proc.tokenizer.pad_id)

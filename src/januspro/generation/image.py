@@ -132,6 +132,9 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
     """
     if not cond_ids:
         raise ValueError("no prompts given")
+    if params.best_of != 1:
+        raise ValueError("best_of is applied by generate_images, which decodes and judges the candidates; "
+                         "generate_codes draws codes only (ask it for n * best_of images instead)")
     device = model.lm_head.weight.device
     b, n = len(cond_ids), params.n
     per_prompt_gens = generator is not None and not isinstance(generator, torch.Generator)
@@ -227,7 +230,7 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
     gen = (make_generator(params.seed, device) if seeds is None
            else [make_generator(int(s), device) for s in seeds])
     k = params.best_of
-    draw = params if k == 1 else replace(params, n=params.n * k)
+    draw = params if k == 1 else replace(params, n=params.n * k, best_of=1)
     codes = generate_codes(model, cond, uncond, draw, processor.tokenizer.pad_id, gen, progress)
     images = decode_codes(model, codes)
     if k > 1:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..models.janus import JanusModel
 from ..models.llm import attention_mask, positions_from_padding
-from ..processing.processor import JanusProcessor, left_pad
+from ..processing.processor import EncodedChat, JanusProcessor
 
 DESCRIBE_QUESTION = "Describe the image."
 
@@ -38,7 +38,7 @@ def answer_logprobs(model: JanusModel, processor: JanusProcessor, images: Sequen
     dtype = model.lm_head.weight.dtype
     scores: list[torch.Tensor] = []
     for start in range(0, len(images), batch_size):
-        rows, pixels, lengths = [], [], []
+        chats, lengths = [], []
         for im, ans in zip(images[start:start + batch_size], answers[start:start + batch_size], strict=True):
             chat = processor.encode_chat([{"role": "user", "content": f"<image_placeholder>\n{question}",
                                            "images": [im]}])
@@ -47,13 +47,12 @@ def answer_logprobs(model: JanusModel, processor: JanusProcessor, images: Sequen
                 raise ValueError(f"judging an image with a {len(target)}-token answer takes "
                                  f"{len(chat.input_ids) + len(target)} tokens; the model's context is "
                                  f"{model.cfg.llm.max_position_embeddings}")
-            rows.append(chat.input_ids + target)
-            pixels.append(chat.pixel_values)
+            chats.append(EncodedChat(chat.prompt, chat.input_ids + target, chat.pixel_values))
             lengths.append(len(target))
-        ids, pad = left_pad(rows, tok.pad_id)
-        ids, pad = ids.to(device), pad.to(device)
+        batch = processor.batch(chats).to(device, dtype)  # left-padded, images in reading order
+        ids, pad = batch.input_ids, batch.attention_mask.bool()
         t = ids.shape[1]
-        emb = model.embed_inputs(ids, torch.cat(pixels).to(device=device, dtype=dtype), tok.image_id)
+        emb = model.embed_inputs(ids, batch.pixel_values, tok.image_id)
         mask = None if bool(pad.all()) else attention_mask(pad, torch.arange(t, device=device))
         hidden = model(emb, positions_from_padding(pad), mask)  # [B, T, H]
         for r, n in enumerate(lengths):
