@@ -15,7 +15,7 @@ def toy_sets() -> list[str]:
     sets = []
     for part in PARTS:
         sets += [f"{part}.train.steps=2", f"{part}.train.save_every=0", f"{part}.train.eval_every=0"]
-        sets.append(f"{part}.train.batch_size={8 if part in ('vq', 'vq_polish', 'siglip') else 6}")
+        sets.append(f"{part}.train.batch_size={8 if part in ('vq', 'vq_polish', 'siglip', 'siglip_sft') else 6}")
     # the cool-downs of the recipe, shortened with the run
     return [*sets, "stage3.optim.decay_steps=1", "vq_polish.optim.decay_steps=1"]
 
@@ -261,14 +261,26 @@ def test_recipe_compiles_stage3(tmp_path):
     assert not forced.run_config("stage3").train.compile  # user's choice
 
 
-def test_recipe_trains_every_part_in_auto_dtype_but_the_siglip_one(tmp_path):
-    """bf16 autocast where the hardware has it (``auto``) for the VQ parts too, since the VQ trainer honours
-    train.dtype; SigLIP keeps its fp32 default."""
+def test_recipe_trains_every_part_in_auto_dtype(tmp_path):
+    """bf16 autocast where the hardware has it (``auto``) for every part, the VQ and SigLIP components too
+    (their trainers honour train.dtype)."""
     from januspro.training.recipe import PARTS, Recipe
 
     recipe = Recipe(tmp_path / "r", progress=False)
-    assert {p: recipe.run_config(p).train.dtype for p in PARTS} == {
-        **{p: "auto" for p in PARTS}, "siglip": "fp32"}
+    assert {p: recipe.run_config(p).train.dtype for p in PARTS} == {p: "auto" for p in PARTS}
+
+
+def test_recipe_gives_stage3_the_dense_siglip_encoder(tmp_path):
+    """Stages I-II see the siglip part's ViT (assemble); Stage III swaps in siglip_sft's, trained with the dense
+    loss at weight 4."""
+    from januspro.training.recipe import Recipe
+
+    recipe = Recipe(tmp_path / "r", progress=False)
+    sft, plain = recipe.run_config("siglip_sft"), recipe.run_config("siglip")
+    assert sft.stage.dense_weight == 4 and plain.stage.dense_weight == 1
+    assert recipe.run_config("stage3").model.vision == str(tmp_path / "r" / "siglip_sft" / "model")
+    assert all(recipe.run_config(p).model.vision == "" for p in ("stage1", "stage2"))
+    assert ORDER.index("siglip_sft") < ORDER.index("assemble")
 
 
 def test_cpp_compiler_probe_answers_without_raising():

@@ -533,3 +533,35 @@ def test_model_init_may_be_a_config_file(tiny_setup, tmp_path):
     bad.write_text('{"hello": 1}')
     with pytest.raises(ConfigError):
         make_trainer(load_run_config(CONFIGS / "vq_shapes.yaml", [*ov[:1], f"model.init={bad}", *ov[2:]]))
+
+
+def test_model_vision_swaps_in_another_models_vit(tiny_setup, tmp_path):
+    """``model.vision=FOLDER`` puts that model's understanding ViT into model.init's model before training (the
+    recipe's Stage III gets the dense-loss SigLIP this way); everything else stays init's. A missing folder or
+    a ViT of another architecture is a clear error."""
+    import dataclasses
+
+    from januspro.checkpoint import load_model, save_model
+    from januspro.config import preset
+    from januspro.models.janus import JanusModel
+    from januspro.training.data import DataError
+    from januspro.training.trainer import make_trainer
+
+    root, ckpt = tiny_setup
+    donor_dir = make_tiny_checkpoint(tmp_path / "donor", seed=7)
+    ov = _overrides(root, ckpt, tmp_path / "run", extra=(f"model.vision={donor_dir}",))
+    tr = make_trainer(load_run_config(CONFIGS / "stage3.yaml", ov))
+    donor, base = load_model(donor_dir, dtype="fp32"), load_model(ckpt, dtype="fp32")
+    for k, v in tr.model.vision.state_dict().items():
+        assert torch.equal(v, donor.vision.state_dict()[k]), k
+    assert any(not torch.equal(v, base.vision.state_dict()[k]) for k, v in donor.vision.state_dict().items())
+    for name in ("aligner", "gen_aligner", "gen_head", "lm_head"):  # (the trainer wraps the LLM layers)
+        for k, v in getattr(tr.model, name).state_dict().items():
+            assert torch.equal(v, getattr(base, name).state_dict()[k]), (name, k)
+    with pytest.raises(DataError, match="no model folder"):
+        make_trainer(load_run_config(CONFIGS / "stage3.yaml", [*ov, f"model.vision={tmp_path / 'nope'}"]))
+    tiny = preset("tiny")
+    other = JanusModel(dataclasses.replace(tiny, vision=dataclasses.replace(tiny.vision, num_layers=1)))
+    save_model(other, tmp_path / "other", tokenizer_dir=ckpt)
+    with pytest.raises(DataError, match="another architecture"):
+        make_trainer(load_run_config(CONFIGS / "stage3.yaml", [*ov, f"model.vision={tmp_path / 'other'}"]))

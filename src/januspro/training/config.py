@@ -38,6 +38,9 @@ class ModelSection:
     init: str = "tiny"
     tokenizer: str = ""  # folder with tokenizer.json (default: the init folder)
     vq: str = ""  # optional: a trained VQ tokenizer (vq.safetensors) to load into a model built from scratch
+    # optional: a model folder whose understanding ViT replaces init's (the same vision architecture), e.g. a
+    # separately trained SigLIP part; the aligners are kept and adapt when they train
+    vision: str = ""
 
 
 @dataclass

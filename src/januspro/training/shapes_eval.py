@@ -208,6 +208,8 @@ def read_log(path: Path) -> list[dict]:
 PLOTS = {  # part -> (title, {series name: log key})
     "vq": ("VQ tokenizer", {"reconstruction": "rec_loss", "commitment": "commit_loss"}),
     "siglip": ("SigLIP understanding ViT", {"sigmoid loss": "loss"}),
+    "siglip_sft": ("SigLIP ViT of Stage III (dense loss x4)", {"sigmoid loss": "sigmoid_loss",
+                                                                "dense loss": "dense_loss"}),
     "text": ("LLM text pretraining", {"text": "text_loss"}),
     "stage1": ("Stage I", {"text (und answers)": "text_loss", "image codes": "image_loss"}),
     "stage2": ("Stage II", {"text": "text_loss", "image codes": "image_loss"}),
@@ -299,6 +301,10 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         notes.append(f"- Captions list their object groups {orders.get(style.get('caption_order', 'mixed'), '?')} "
                      f"in Stage II's text-to-image data and {orders.get(sft, '?')} in Stage III's clean captions "
                      "(`Recipe.sft_caption_order`).")
+    if "siglip_sft" in parts:
+        notes.append("- Understanding encoder: Stages I and II see the siglip part's ViT; Stage III starts from the "
+                     "siglip_sft part's (its tokens also trained to name the object under their patch, dense loss "
+                     "weight 4) and trains it further.")
     if vq_source:
         notes.append(f"- VQ tokenizer: the trained weights `{vq_source}` were reused, not retrained in this run; the "
                      "vq and vq_polish rows below are the run that trained them (`recipe_parts.json` beside the "

@@ -214,6 +214,8 @@ class Trainer:
         else:
             model = load_model(init, dtype="fp32")
             tok = self.cfg.model.tokenizer or str(model.source_path)  # type: ignore[attr-defined]
+        if self.cfg.model.vision:
+            replace_vision(model, self.cfg.model.vision)
         return model.to(self.device).train(), Path(tok) if tok else None
 
     def _t2i_codes(self) -> np.ndarray:
@@ -462,6 +464,18 @@ def load_vq_weights(model: JanusModel, path: str | Path) -> None:
         raise DataError(f"{p} does not fit this model's VQ config: missing {missing[:3]}, unexpected "
                         f"{unexpected[:3]}, wrong shape {shapes[:3]}")
     model.vq.load_state_dict(sd)
+
+
+def replace_vision(model: JanusModel, folder: str | Path) -> None:
+    """Put the understanding ViT of the model folder ``folder`` (``model.vision``) into ``model``."""
+    p = Path(folder)
+    if not p.is_dir():
+        raise DataError(f"model.vision: no model folder at {p}")
+    donor = load_model(p, dtype="fp32")
+    if donor.cfg.vision != model.cfg.vision:
+        raise DataError(f"model.vision: the ViT of {p} has another architecture than the model's: "
+                        f"{donor.cfg.vision} vs {model.cfg.vision}")
+    model.vision.load_state_dict(donor.vision.state_dict())
 
 
 def make_trainer(cfg: RunConfig) -> Trainer:
