@@ -70,14 +70,6 @@ PARTS: dict[str, dict[str, str]] = {
                "data.max_items": "80000", "stage.name": "siglip", "stage.dense_weight": "1", "optim.lr": "5e-4",
                "optim.warmup_steps": "50", "train.steps": "1200", "train.batch_size": "64", "train.save_every": "200",
                "train.eval_every": "300", "train.dtype": "auto"},
-    # the understanding ViT Stage III starts from: every token also learns the object under its patch with 4x the
-    # weight (token shape probe 0.91 vs 0.57). Put in after Stage II it raised VQA 0.66 -> 0.76 with POPE kept,
-    # and made the model's own best-of-K judge work; in the model from Stage I on it cost POPE 0.06-0.08
-    # (artifacts/experiments/self-rerank/ section 3, dense4-*)
-    "siglip_sft": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.t2i": "{data}/t2i/t2i.jsonl",
-                   "data.max_items": "80000", "stage.name": "siglip", "stage.dense_weight": "4", "optim.lr": "5e-4",
-                   "optim.warmup_steps": "50", "train.steps": "1200", "train.batch_size": "64",
-                   "train.save_every": "200", "train.eval_every": "300", "train.dtype": "auto"},
     "text": {"model.init": "shapes", "model.tokenizer": "{tok}", "data.text": "{data}/text/text.jsonl",
              "data.ratio": "[0,1,0]", "data.pack_length": "256", "stage.name": "text", "optim.lr": "1e-3",
              "optim.warmup_steps": "50", "train.steps": "300", "train.batch_size": "64", "train.save_every": "100",
@@ -99,6 +91,11 @@ PARTS: dict[str, dict[str, str]] = {
                # steps 1.10x faster here (artifacts/experiments/stage3-length/)
                "train.dtype": "auto", "train.compile": "true"},
 }
+# the understanding ViT Stage III starts from: the siglip part's settings, but every token also learns the object
+# under its patch with 4x the weight (token shape probe 0.91 vs 0.57). Against Stage III without it from the same
+# Stage II model: VQA 0.68 -> 0.74 (run s32) and 0.66 -> 0.76 (s31-d4swap), GenEval -0.01 both times; in the model
+# from Stage I on it cost POPE 0.06-0.08 (artifacts/experiments/siglip-sft/, self-rerank/ section 3, dense4-*)
+PARTS["siglip_sft"] = {**PARTS["siglip"], "stage.dense_weight": "4"}
 
 
 class RecipeError(ValueError):
@@ -265,7 +262,7 @@ class Recipe:
         trainer = make_trainer(self.run_config(part))
         stats = trainer.run()
         last = stats[-1].row() if stats else {}
-        ev = trainer.evaluate() if part in ("vq", "vq_polish", "siglip", "siglip_sft") else {}
+        ev = trainer.evaluate() if trainer.cfg.stage.name in ("vq", "siglip") else {}  # the component parts
         return {"steps": trainer.step, "lr": describe_schedule(trainer.cfg.optim), "final": {k: round(float(v), 4) for k, v in {**last, **ev}.items()}}
 
     def part_assemble(self) -> dict[str, Any]:
