@@ -69,9 +69,16 @@ def test_generate_writes_pngs_and_grid(tiny_ckpt, tmp_path, capsys):
                  "--best-of", "3", "--out", str(tmp_path / "best"), "--quiet"]) == 0
     assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "6", "--seed", "1", "--cfg", "3",
                  "--out", str(tmp_path / "all"), "--quiet"]) == 0
-    picked = sorted(tmp_path.glob("best/0*.png"))
     candidates = {f.read_bytes() for f in (tmp_path / "all").glob("0*.png")}
-    assert len(picked) == 2 and all(f.read_bytes() in candidates for f in picked)
+    for judge in ("describe", "ask"):
+        folder = "best" if judge == "describe" else "ask"
+        if judge == "ask":
+            assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "2", "--seed", "1", "--cfg",
+                         "3", "--best-of", "3", "--judge", "ask", "--out", str(tmp_path / folder), "--quiet"]) == 0
+        picked = sorted(tmp_path.glob(f"{folder}/0*.png"))
+        assert len(picked) == 2 and all(f.read_bytes() in candidates for f in picked)
+    with pytest.raises(SystemExit):
+        main(["generate", "x", "--best-of", "2", "--judge", "vote"])
 
 
 def test_chat_prints_an_answer(tiny_ckpt, tmp_path, capsys):
@@ -115,6 +122,10 @@ def test_data_shapes_and_score(tmp_path, capsys):
                  "--describe-share", "1"]) == 0
     chats = [json.loads(r) for r in (tmp_path / "u" / "und.jsonl").read_text().splitlines()]
     assert all(c["kinds"] == ["describe"] for c in chats)
+    assert main(["data", "shapes", "--task", "und", "--n", "6", "--out", str(tmp_path / "m"), "--quiet",
+                 "--match-share", "1"]) == 0
+    chats = [json.loads(r) for r in (tmp_path / "m" / "und.jsonl").read_text().splitlines()]
+    assert all(c["kinds"][0] == "match" and c["messages"][1]["content"] in ("yes", "no") for c in chats)
     with pytest.raises(SystemExit, match="--workers must be >= 1"):
         main(["data", "shapes", "--task", "t2i", "--n", "5", "--out", str(tmp_path / "w"), "--workers", "0"])
     rows = {}

@@ -23,7 +23,8 @@ def toy_sets() -> list[str]:
 @pytest.mark.slow
 def test_recipe_end_to_end_toy(tmp_path, capsys):
     out = tmp_path / "recipe"
-    argv = ["train", "recipe", "shapes", "--out", str(out), "--data-scale", "0.002", "--eval-items", "1", "--quiet"]
+    argv = ["train", "recipe", "shapes", "--out", str(out), "--data-scale", "0.002", "--eval-items", "1", "--quiet",
+            "--eval-best-of", "2"]
     for s in toy_sets():
         argv += ["--set", s]
     assert main(argv) == 0
@@ -36,8 +37,13 @@ def test_recipe_end_to_end_toy(tmp_path, capsys):
                                              "color_attr"}
     assert set(ev["pope"]) == {"random", "popular", "adversarial"} and 0 <= ev["vqa"]["accuracy"] <= 1
     assert set(ev["targets"]) >= {"geneval_overall>=0.75", "pope_f1>=0.90_all_splits", "vqa>=0.85"}
+    best = ev["geneval_best_of"]
+    assert best["best_of"] == 2 and best["judge"] == "ask" and set(best["per_tag"]) == set(ev["geneval"]["per_tag"])
+    assert state["parts"]["data"]["sft_match_share"] == 0.5
     pkg = out / "janus-pro-shapes"
     card = (pkg / "README.md").read_text()
+    assert "| all, best of 2 |" in card and "--best-of 2 --judge ask" in card
+    assert "open with 'Does the image show <prompt>?'" in card
     assert "## Recipe and wall time" in card and "shapes-GenEval" in card and "plots/stage2.png" in card
     assert "| stage3 | 2 | 0.0002, linear cool-down over the last 1 to x0.05 |" in card  # the run's schedule
     assert "| stage2 | 2 | 0.0005, warm-up 100, constant |" in card
@@ -60,6 +66,8 @@ def test_recipe_bad_arguments(tmp_path, capsys):
         parse_sets(["stage2.steps"])
     assert main(["train", "recipe", "shapes", "--out", str(tmp_path), "--until", "nope", "--quiet"]) == 2
     assert "unknown part" in capsys.readouterr().err
+    assert main(["train", "recipe", "shapes", "--out", str(tmp_path), "--eval-best-of", "0", "--quiet"]) == 2
+    assert "eval_best_of must be >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "recipe", "--help"])
     assert "januspro train recipe" in capsys.readouterr().out
@@ -102,6 +110,33 @@ def test_recipe_stage3_captions_can_use_another_group_order(tmp_path):
         Recipe(tmp_path / "bad", sft_caption_order="up")
 
 
+def test_recipe_stage3_chats_open_with_judge_turns(tmp_path):
+    """--sft-match-share: Stage III reads und_sft.jsonl, the plain chats with that share opened by a judge turn
+    (match_rows); Stages I-II keep und.jsonl. Share 0 gives Stage III the plain chats."""
+    from januspro.shapes.datasets import match_rows
+    from januspro.training.recipe import Recipe
+
+    out = tmp_path / "r"
+    argv = ["train", "recipe", "shapes", "--out", str(out), "--until", "data", "--data-scale", "0.002",
+            "--eval-items", "1", "--quiet", "--sft-match-share", "0.5"]
+    assert main(argv) == 0
+    assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_match_share"] == 0.5
+    und = out / "data" / "und"
+    plain, sft = (und / "und.jsonl").read_text(), (und / "und_sft.jsonl").read_text()
+    assert sft == "".join(match_rows(und / "und.jsonl", 0.5))
+    opened = [json.loads(x) for x in sft.splitlines() if json.loads(x)["kinds"][0] == "match"]
+    assert 0.3 < len(opened) / len(plain.splitlines()) < 0.7
+    assert all(json.loads(x)["kinds"][0] != "match" for x in plain.splitlines())
+    recipe = Recipe(out, progress=False)
+    assert recipe.run_config("stage3", tmp_path / "s3").data.und == str(und / "und_sft.jsonl")
+    assert recipe.run_config("stage2", tmp_path / "s2").data.und == str(und / "und.jsonl")
+    assert "".join(match_rows(und / "und.jsonl", 0.0)) == plain
+    with pytest.raises(RecipeError, match="sft_match_share"):
+        Recipe(tmp_path / "bad", sft_match_share=1.5)
+    with pytest.raises(ValueError, match="match share"):
+        match_rows(und / "und.jsonl", -1)
+
+
 def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
     from januspro.shapes.datasets import DataStyle, t2i_rows
 
@@ -120,7 +155,7 @@ def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
 
 
 @pytest.mark.parametrize("flag,field", [("--kind-balance", "kind_balance"), ("--hard-negatives", "hard_negatives"),
-                                        ("--describe-share", "describe_share")])
+                                        ("--describe-share", "describe_share"), ("--match-share", "match_share")])
 def test_recipe_cli_style_flags_reach_the_understanding_chats(tmp_path, flag, field):
     from januspro.shapes.datasets import DataStyle, und_item
 

@@ -10,7 +10,7 @@ from PIL import Image
 from helpers import make_tiny_checkpoint
 from januspro.checkpoint import load_model, load_processor
 from januspro.generation.image import ImageGenParams, generate_codes, generate_images, unconditional_ids
-from januspro.generation.rerank import answer_logprobs, pick_best
+from januspro.generation.rerank import ASK_QUESTION, answer_logprobs, judge_scores, pick_best
 from januspro.processing.chat import DEFAULT_SYSTEM_PROMPT
 from januspro.training.data import SampleBuilder
 from januspro.training.packing import pack, packed_loss
@@ -94,3 +94,37 @@ def test_best_of_keeps_each_groups_likeliest_candidate(tiny):
     with pytest.raises(ValueError, match="best_of is applied by generate_images"):
         generate_codes(model, [cond], [unconditional_ids(cond, proc.tokenizer.pad_id)],
                        ImageGenParams(n=1, best_of=2, **base), proc.tokenizer.pad_id)
+
+
+def test_ask_judge_scores_yes_against_no(tiny):
+    """The "ask" judge: log p(yes) - log p(no) to "Does the image show <prompt>?", per image and prompt; the
+    question is the one the shapes world's judge turns train (DataStyle.match_share)."""
+    from januspro.shapes.judge import JUDGE_QUESTION
+
+    assert ASK_QUESTION == JUDGE_QUESTION
+    model, proc = tiny
+    images, prompts = _images(3, 32), ["a red circle", "two squares", "a blue triangle above a circle"]
+    got = judge_scores(model, proc, images, prompts, "ask", batch_size=2)
+    for im, p, g in zip(images, prompts, got.tolist(), strict=True):
+        q = f"Does the image show {p}?"
+        want = answer_logprobs(model, proc, [im], ["yes"], q) - answer_logprobs(model, proc, [im], ["no"], q)
+        assert abs(g - float(want[0])) < 1e-3
+    assert len(set(got.tolist())) == 3
+    torch.testing.assert_close(judge_scores(model, proc, images, prompts, "describe"),
+                               answer_logprobs(model, proc, images, prompts))
+    with pytest.raises(ValueError, match="unknown judge"):
+        judge_scores(model, proc, images, prompts, "vote")
+    with pytest.raises(ValueError, match="3 questions for 2 images"):
+        answer_logprobs(model, proc, images[:2], ["yes", "no"], ["a?", "b?", "c?"])
+
+
+def test_best_of_with_the_ask_judge_keeps_each_groups_best_candidate(tiny):
+    model, proc = tiny
+    base = dict(cfg_weight=3.0, temperature=1.0, seed=5)
+    best = generate_images(model, proc, "a red circle", ImageGenParams(n=1, best_of=4, judge="ask", **base))[0]
+    pool = generate_images(model, proc, "a red circle", ImageGenParams(n=4, **base))[0]
+    scores = judge_scores(model, proc, pool, ["a red circle"] * 4, "ask")
+    assert len(set(scores.tolist())) == 4
+    assert np.array_equal(np.asarray(best[0]), np.asarray(pool[int(scores.argmax())]))
+    with pytest.raises(ValueError, match="judge must be one of"):
+        ImageGenParams(judge="vote")

@@ -203,6 +203,73 @@ def test_describe_share_turns_chats_into_true_captions_and_keeps_the_plain_data(
         DataStyle(describe_share=-0.1)
 
 
+def test_match_prompts_are_labelled_as_geneval_scores_the_rendered_image():
+    """The judge's training answers: yes exactly when GenEval's scorer, run by the detector on the rendered image,
+    passes the prompt; every category asked, both answers common, no held-out combination named."""
+    from collections import Counter
+
+    from januspro.shapes.judge import match_prompt, satisfies
+    from januspro.shapes.suites import TAGS
+    from januspro.shapes.world import sample_scene
+
+    rng = np.random.default_rng(3)
+    tags, yes = Counter(), 0
+    for _ in range(240):
+        scene = sample_scene(rng)
+        meta = match_prompt(scene, rng)
+        assert meta is not None and not mentions_held_out(meta["prompt"])
+        label = satisfies(scene, meta)
+        assert evaluate_geneval(detect(render(scene)), meta)[0] == label, (meta, scene)
+        tags[meta["tag"]] += 1
+        yes += label
+    assert set(tags) == set(TAGS)
+    assert 0.3 < yes / 240 < 0.7
+
+
+def test_match_prompts_ask_the_errors_a_drawing_makes():
+    """On a scene of a red circle left of a blue square: the attribution swap, the wrong relation and a wrong
+    count are false; the true prompts are true."""
+    from januspro.shapes.judge import satisfies
+    from januspro.shapes.world import Obj, Scene
+
+    scene = Scene((Obj("circle", "red", "medium", 0.2, 0.5), Obj("square", "blue", "medium", 0.8, 0.5)))
+
+    def meta(*include, exclude=()):
+        return {"include": list(include), "exclude": list(exclude)}
+
+    circle, square = {"class": "circle", "count": 1}, {"class": "square", "count": 1}
+    assert satisfies(scene, meta({**circle, "color": "red"}, {**square, "color": "blue"}))
+    assert not satisfies(scene, meta({**circle, "color": "blue"}, {**square, "color": "red"}))
+    assert satisfies(scene, meta(square, {**circle, "position": ["left of", 0]}))
+    assert not satisfies(scene, meta(square, {**circle, "position": ["right of", 0]}))
+    assert not satisfies(scene, meta({"class": "circle", "count": 2}, exclude=[{"class": "circle", "count": 3}]))
+    assert not satisfies(scene, meta({"class": "triangle", "count": 1}))
+
+
+def test_match_share_opens_chats_with_a_judge_turn_and_keeps_the_plain_data():
+    style = DataStyle(match_share=0.5)
+    items = [(und_item(5, i, style), und_item(5, i)) for i in range(300)]
+    opened = [(got, plain) for got, plain in items if got[1][0] == "match"]
+    assert 0.4 < len(opened) / len(items) < 0.6
+    answers = set()
+    for (messages, kinds, _), (plain, plain_kinds, _) in opened:
+        tag = "<image_placeholder>\n"
+        question = messages[0]["content"]
+        assert question.startswith(tag) and question.endswith("?") and not mentions_held_out(question)
+        answers.add(messages[1]["content"])
+        # the image moves to the judge turn; the chat's own questions follow unchanged
+        assert kinds[1:] == plain_kinds
+        assert messages[2]["content"] == plain[0]["content"][len(tag):]
+        assert messages[3:] == plain[1:]
+        assert sum(m["content"].count("<image_placeholder>") for m in messages) == 1
+    assert answers == {"yes", "no"}
+    # the chats without one are the plain chats; the option off leaves the plain data unchanged
+    assert all(got == plain for got, plain in items if got[1][0] != "match")
+    assert und_item(5, 11, DataStyle(match_share=0.0)) == und_item(5, 11)
+    with pytest.raises(ValueError, match="match_share"):
+        DataStyle(match_share=1.5)
+
+
 def test_simple_scenes_draw_the_three_families_and_keep_the_plain_data():
     from collections import Counter
 

@@ -60,7 +60,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             n=args.n, seed=args.seed, compile=args.compile, cfg_end=args.cfg_end,
-                            best_of=args.best_of)
+                            best_of=args.best_of, judge=args.judge)
     model, proc = _load(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +129,8 @@ def _cmd_data_shapes(args: argparse.Namespace) -> int:
 
     try:
         style = DataStyle(args.synthetic_jitter, args.single_turn_share, args.max_turns, args.hard_negatives,
-                          args.caption_order, args.kind_balance, args.simple_scenes, args.describe_share)
+                          args.caption_order, args.kind_balance, args.simple_scenes, args.describe_share,
+                          args.match_share)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     if args.workers < 1:
@@ -170,6 +171,9 @@ def _recipe_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-scale", type=float, default=1.0, help="multiply the dataset sizes (default: 1)")
     p.add_argument("--eval-items", type=int, default=24,
                    help="GenEval prompts per category (POPE images: 4x, VQA questions: 12x; default: 24)")
+    p.add_argument("--eval-best-of", type=int, default=Recipe.eval_best_of, metavar="K",
+                   help="also score shapes-GenEval with each image the best of K candidates by the model's own "
+                        "'ask' judge (about K times the plain scoring's time); 1 skips it (default: %(default)s)")
     p.add_argument("--caption-order", choices=ORDERS, default=Recipe.default_style().caption_order,
                    help="order of the object groups in the text-to-image captions (Stage II's data, both the "
                         "clean and the noisy half): 'raster' names them in the order the image codes reach them, "
@@ -177,6 +181,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
     p.add_argument("--sft-caption-order", choices=ORDERS, default=Recipe.sft_caption_order,
                    help="the same for Stage III's clean captions (re-captioned from the same scenes when it "
                         "differs from --caption-order; default: %(default)s)")
+    p.add_argument("--sft-match-share", type=float, default=Recipe.sft_match_share,
+                   help="share of Stage III's understanding chats that open with 'Does the image show <prompt>?' "
+                        "about a GenEval-style prompt, true or false of the image, which trains the judge of "
+                        "--best-of K --judge ask; Stages I-II keep the plain chats (default: %(default)s)")
     p.add_argument("--kind-balance", type=float, default=Recipe.default_style().kind_balance,
                    help="share of the understanding chats whose questions are drawn kind by kind, every question "
                         "kind a scene offers equally likely, instead of uniformly over its questions (~40%% counts, "
@@ -193,6 +201,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
                    help="share of the understanding chats that are one 'Describe the image.' turn answered with a "
                         "caption, which teaches the model to judge its own drafts for --best-of generation "
                         "(default: %(default)s)")
+    p.add_argument("--match-share", type=float, default=Recipe.default_style().match_share,
+                   help="share of the understanding chats that open with 'Does the image show <prompt>?' about a "
+                        "GenEval-style prompt, true or false of the image by GenEval's rule, which teaches the model "
+                        "to judge its own drafts for --best-of generation with --judge ask (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -209,12 +221,13 @@ def _cmd_recipe(argv: list[str]) -> int:
     try:
         style = replace(Recipe.default_style(), caption_order=args.caption_order, kind_balance=args.kind_balance,
                         hard_negatives=args.hard_negatives, simple_scenes=args.simple_scenes,
-                        describe_share=args.describe_share)
+                        describe_share=args.describe_share, match_share=args.match_share)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
                     eval_items=args.eval_items, progress=not args.quiet, style=style,
-                    sft_caption_order=args.sft_caption_order)
+                    sft_caption_order=args.sft_caption_order, sft_match_share=args.sft_match_share,
+                    eval_best_of=args.eval_best_of)
     state = recipe.run(until=args.until, only=args.only or None)
     total = sum(p["seconds"] for p in state["parts"].values())
     print(f"recipe parts done: {', '.join(state['parts'])} ({total / 60:.1f} min in all); see {args.out}/recipe.json")
@@ -287,7 +300,7 @@ def _cmd_eval_geneval(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             n=args.n, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end,
-                            best_of=args.best_of)
+                            best_of=args.best_of, judge=args.judge)
     model, proc = _load(args)
     bar, progress = _progress("geneval", "prompt", args.quiet)
     results = run_geneval(model, proc, args.data, args.out, params, args.scorer, progress, args.batch_size)
@@ -357,7 +370,7 @@ def _cmd_eval_dpg(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                             n=4, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end,
-                            best_of=args.best_of)
+                            best_of=args.best_of, judge=args.judge)
     model, proc = _load(args)
     bar, progress = _progress("dpg", "prompt", args.quiet)
     res = run_dpg(model, proc, args.data, args.out, params, args.limit, progress, args.batch_size)
@@ -391,6 +404,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_image_sampling_args(p: argparse.ArgumentParser, with_n: bool = True) -> None:
+    from .generation.rerank import JUDGES
+
     if with_n:
         p.add_argument("-n", type=int, default=4, help="images per prompt (default: 4)")
     p.add_argument("--cfg", type=float, default=5.0,
@@ -403,8 +418,12 @@ def _add_image_sampling_args(p: argparse.ArgumentParser, with_n: bool = True) ->
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1, off)")
     p.add_argument("--best-of", type=int, default=1, metavar="K",
                    help="draw K candidates for every image and keep the one the model itself, reading it through "
-                        "its understanding path, finds the likeliest to be described by the prompt; costs about "
-                        "K times the generation time (default: 1, plain sampling)")
+                        "its understanding path, judges best (see --judge); costs about K times the generation "
+                        "time (default: 1, plain sampling)")
+    p.add_argument("--judge", choices=JUDGES, default="describe",
+                   help="how --best-of judges a candidate: 'describe' scores how likely the model describes it with "
+                        "the prompt; 'ask' asks it 'Does the image show <prompt>?' and scores log p(yes) - "
+                        "log p(no), for models trained on such questions (default: describe)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -610,6 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--describe-share", type=float, default=0.0,
                     help="und: share of conversations that are one 'Describe the image.' turn answered with a "
                          "caption drawn like the t2i captions (default: 0)")
+    sh.add_argument("--match-share", type=float, default=0.0,
+                    help="und: share of conversations that open with 'Does the image show <prompt>?' about a "
+                         "GenEval-style prompt (a shape, two shapes, a count, a coloured shape, a relation, two "
+                         "coloured shapes), true or false of the image by GenEval's rule and answered yes or no; "
+                         "it trains the judge of --best-of K --judge ask (default: 0)")
     sh.add_argument("--simple-scenes", type=float, default=0.0,
                     help="t2i: share of the clean scenes drawn from three simple families (one object; two "
                          "objects of two shapes; 2-4 objects of one shape) instead of 1-4 random objects, which "

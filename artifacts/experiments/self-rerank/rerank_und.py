@@ -1,6 +1,6 @@
 """Best-of-K by the model's own understanding path, on a GenEval-style suite.
 
-    python artifacts/experiments/self-rerank/rerank_und.py MODEL METADATA OUT K [CFG TEMP]   (repo root)
+    python artifacts/experiments/self-rerank/rerank_und.py MODEL METADATA OUT K [CFG TEMP [SCORES]]   (repo root)
 
 Each prompt's 4 images are each the best of K candidates (4K sampled with CFG, seed = prompt index). A candidate's
 score is the understanding path's log p(prompt | candidate image, "Describe the image.") (the library's
@@ -11,6 +11,11 @@ GenEval's layout, every candidate under OUT/all/ with its scores (``und``: the s
 ``uncond``: the generation path's log p(codes | prompt) and log p(codes | dropped prompt), teacher forced, no
 guidance, for ``analyse.py``'s other rankings), and prints the shapes-GenEval scores of the
 three (those of "all" are plain sampling over 4K images a prompt).
+
+SCORES (comma-separated, default ``und,cond,uncond``) chooses the scores saved; ``ask`` adds the library's other
+judge (``judge_scores(..., "ask")``: log p(yes) - log p(no) to "Does the image show <prompt>?"). OUT/k<K> keeps
+the best by ``und`` when it is saved, else by the first score listed. Session 33 ran it with ``und,ask``
+(``../match-judge/``).
 """
 import json
 import sys
@@ -21,7 +26,7 @@ import torch
 from januspro.checkpoint import load_processor
 from januspro.eval.geneval import read_metadata
 from januspro.generation.image import ImageGenParams, decode_codes, generate_codes, unconditional_ids
-from januspro.generation.rerank import answer_logprobs
+from januspro.generation.rerank import judge_scores
 from januspro.generation.sampling import make_generator
 from januspro.shapes.scoring import score_geneval_folder
 from januspro.training.data import SampleBuilder
@@ -34,6 +39,9 @@ if len(sys.argv) < 5:
 model_dir, meta, out, k = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
 cfg = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
 temp = float(sys.argv[6]) if len(sys.argv) > 6 else 0.7
+wanted = (sys.argv[7] if len(sys.argv) > 7 else "und,cond,uncond").split(",")
+if not set(wanted) <= {"und", "ask", "cond", "uncond"}:
+    sys.exit(f"unknown score in {wanted}")
 model = load_shapes_model(Path(model_dir)).eval()
 proc = load_processor(model)
 pad = proc.tokenizer.pad_id
@@ -62,7 +70,14 @@ for idx, (line, m) in enumerate(items):
     p = ImageGenParams(cfg_weight=cfg, temperature=temp, n=N * k, seed=idx)
     codes = generate_codes(model, [cond], [unc], p, pad, [make_generator(idx)])
     imgs = decode_codes(model, codes)
-    score = answer_logprobs(model, proc, imgs, [m["prompt"]] * len(imgs))
+    prompts = [m["prompt"]] * len(imgs)
+    scores = {}
+    for name in wanted:
+        if name in ("und", "ask"):
+            scores[name] = judge_scores(model, proc, imgs, prompts, "describe" if name == "und" else "ask").tolist()
+        else:
+            scores[name] = gen_logp(m["prompt"], codes, name == "uncond")
+    score = torch.tensor(scores["und" if "und" in scores else wanted[0]])
     picks = {"first": torch.arange(N) * k, f"k{k}": score.view(N, k).argmax(-1) + torch.arange(N) * k,
              "all": torch.arange(N * k)}
     for name, pick in picks.items():
@@ -71,8 +86,6 @@ for idx, (line, m) in enumerate(items):
         (sub / "metadata.jsonl").write_text(line.rstrip("\n") + "\n")
         for j, i in enumerate(pick.tolist()):
             imgs[i].save(sub / "samples" / f"{j:04d}.png")
-    scores = {"und": score.tolist(), "cond": gen_logp(m["prompt"], codes, False),
-              "uncond": gen_logp(m["prompt"], codes, True)}
     (out / "all" / f"{idx:05d}" / "scores.json").write_text(json.dumps(scores))
     print(idx, end=" ", flush=True)
 print()

@@ -25,7 +25,7 @@ from ..models.llm import RopeTable
 from ..processing.image import to_pil
 from ..processing.processor import JanusProcessor, left_pad
 from .decode import COMPILE_BUCKET, attended_slots, compiled, prefill
-from .rerank import answer_logprobs, pick_best
+from .rerank import JUDGES, judge_scores, pick_best
 from .sampling import SamplingParams, classifier_free_guidance, draw_noise, make_generator, sample_with_noise
 
 ProgressFn = Callable[[int, int], None]
@@ -42,9 +42,12 @@ class ImageGenParams:
     compile: bool = False  # torch.compile the decode step (CUDA graphs on GPU)
     # guidance schedule: the weight moves linearly from cfg_weight (first code) to cfg_end (last code); None: constant
     cfg_end: float | None = None
-    # draw best_of candidates for every image and keep the one the model's own understanding path finds the
-    # likeliest to be described by the prompt (see rerank.py); applied by generate_images, 1 = plain sampling
+    # draw best_of candidates for every image and keep the one the model's own understanding path judges best
+    # (see rerank.py); applied by generate_images, 1 = plain sampling
     best_of: int = 1
+    # how the candidates are judged: "describe" (log p(prompt | image, "Describe the image.")) or "ask"
+    # (log p(yes) - log p(no) to "Does the image show <prompt>?")
+    judge: str = "describe"
 
     def __post_init__(self) -> None:
         if self.cfg_weight < 0:
@@ -55,6 +58,8 @@ class ImageGenParams:
             raise ValueError(f"n (images per prompt) must be >= 1, got {self.n}")
         if self.best_of < 1:
             raise ValueError(f"best_of (candidates per image) must be >= 1, got {self.best_of}")
+        if self.judge not in JUDGES:
+            raise ValueError(f"judge must be one of {JUDGES}, got {self.judge!r}")
         SamplingParams(self.temperature, self.top_k, self.top_p)  # validates
 
     @property
@@ -208,7 +213,7 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
     ``seed=seeds[i]``, whatever else is in the batch (up to the rounding of a padded batch).
     With ``params.best_of`` = K > 1, each prompt's ``n * K`` candidates are drawn as one call with ``n * K``
     images would draw them, and image ``j`` is the best of candidates ``j*K .. j*K+K-1`` by
-    :func:`~januspro.generation.rerank.answer_logprobs` of the prompt.
+    :func:`~januspro.generation.rerank.judge_scores` with ``params.judge``.
     """
     params = params or ImageGenParams()
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -235,5 +240,6 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
     images = decode_codes(model, codes)
     if k > 1:
         per_image = [p for p in prompt_list for _ in range(draw.n)]
-        images = [images[i] for i in pick_best(answer_logprobs(model, processor, images, per_image), k).tolist()]
+        scores = judge_scores(model, processor, images, per_image, params.judge)
+        images = [images[i] for i in pick_best(scores, k).tolist()]
     return [images[i * params.n:(i + 1) * params.n] for i in range(len(prompt_list))]

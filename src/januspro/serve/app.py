@@ -17,7 +17,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -88,6 +88,7 @@ class ImageBody(_Body):
     top_k: int = Field(default=0, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     best_of: int = Field(default=1, ge=1, le=8)  # candidates per image, judged by the model's understanding path
+    judge: Literal["describe", "ask"] = "describe"  # how best_of judges them (generation/rerank.py)
     seed: int | None = None
     negative_prompt: str | None = None
 
@@ -420,7 +421,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
         try:
             params = ImageGenParams(cfg_weight=body.cfg_weight, temperature=body.temperature, top_k=body.top_k,
                                     top_p=body.top_p, n=body.n, seed=body.seed, cfg_end=body.cfg_end,
-                                    best_of=body.best_of)
+                                    best_of=body.best_of, judge=body.judge)
             processor.encode_generation_prompt(body.prompt)
             if body.negative_prompt is not None:
                 processor.encode_generation_prompt(body.negative_prompt)

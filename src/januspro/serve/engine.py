@@ -74,7 +74,7 @@ class Job:
             return None
         if isinstance(r, ChatRequest):
             return ("chat", p.temperature, p.top_k, p.top_p, p.max_new_tokens, p.repetition_penalty)
-        return ("image", p.cfg_weight, p.cfg_end, p.temperature, p.top_k, p.top_p, p.best_of)
+        return ("image", p.cfg_weight, p.cfg_end, p.temperature, p.top_k, p.top_p, p.best_of, p.judge)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -253,7 +253,8 @@ class Engine:
             first = batch[0].request.params
             assert isinstance(first, ImageGenParams)
             params = ImageGenParams(cfg_weight=first.cfg_weight, temperature=first.temperature, top_k=first.top_k,
-                                    top_p=first.top_p, n=1, cfg_end=first.cfg_end, best_of=first.best_of)
+                                    top_p=first.top_p, n=1, cfg_end=first.cfg_end, best_of=first.best_of,
+                                    judge=first.judge)
             neg = negatives if any(x is not None for x in negatives) else None
             flat = [imgs[0] for imgs in generate_images(self.model, self.processor, prompts, params, neg, progress)]
             out, k = [], 0

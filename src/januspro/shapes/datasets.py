@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .judge import match_question
 from .language import ORDERS, caption, conversation, noisy_caption, text_line
 from .render import render
 from .suites import POPE_SPLITS, geneval_suite, pope_questions, scene_for_metadata, write_jsonl
@@ -49,11 +50,16 @@ class DataStyle:
     # text-to-image captions (the rest still offer a describe question among their others 15% of the time); it
     # teaches the understanding path to judge drafts for best-of-K generation (generation/rerank.py)
     describe_share: float = 0.0
+    # share of understanding chats that open with "Does the image show <prompt>?" (a GenEval-style prompt, true or
+    # false of the image by GenEval's rule; :mod:`.judge`) before their usual questions; it teaches the model to
+    # judge its own drawings for best-of-K generation with the "ask" judge (generation/rerank.py)
+    match_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.synthetic_jitter <= 1.0:
             raise ValueError("synthetic_jitter must be in [0, 1]")
-        for name in ("single_turn_share", "hard_negatives", "kind_balance", "simple_scenes", "describe_share"):
+        for name in ("single_turn_share", "hard_negatives", "kind_balance", "simple_scenes", "describe_share",
+                     "match_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]")
         if self.max_turns < 1:
@@ -136,7 +142,24 @@ def und_item(seed: int, i: int, style: DataStyle = PLAIN) -> tuple[list[dict], l
     one = style.max_turns == 1 or rng.random() < style.single_turn_share
     turns = 1 if one else int(rng.integers(2, style.max_turns + 1))
     messages, kinds = conversation(scene, rng, turns, style.hard_negatives, style.kind_balance, style.describe_share)
+    # drawn after the chat, and only when the share is on, so the plain data's chats stay as they were
+    if style.match_share > 0 and rng.random() < style.match_share:
+        messages, kinds = with_match_turn(messages, kinds, scene, rng)
     return messages, kinds, scene
+
+
+def with_match_turn(messages: list[dict], kinds: list[str], scene: Scene, rng: np.random.Generator
+                    ) -> tuple[list[dict], list[str]]:
+    """The chat with a first turn asking whether the image shows a GenEval-style prompt (:func:`match_question`);
+    the image moves to that turn. Unchanged when the scene offers no such question."""
+    qa = match_question(scene, rng)
+    if qa is None:
+        return messages, kinds
+    tag = "<image_placeholder>\n"
+    rest = [dict(m) for m in messages]
+    if rest and rest[0]["content"].startswith(tag):
+        rest[0]["content"] = rest[0]["content"][len(tag):]
+    return [{"role": "user", "content": tag + qa[0]}, {"role": "assistant", "content": qa[1]}] + rest, ["match"] + kinds
 
 
 def _record(task: str, seed: int, i: int, variant: str, style: DataStyle) -> tuple[dict, Scene | None]:
@@ -277,6 +300,26 @@ def t2i_rows(jsonl: str | Path, seed: int = 0, style: DataStyle | None = None,
 def clean_t2i_rows(jsonl: str | Path, seed: int = 0, style: DataStyle | None = None) -> list[str]:
     """The clean ("synthetic") lines of a ``t2i.jsonl`` (see :func:`t2i_rows`)."""
     return t2i_rows(jsonl, seed, style, ("synthetic",))
+
+
+def match_rows(jsonl: str | Path, share: float, seed: int = 0) -> list[str]:
+    """The lines of an ``und.jsonl``, a share ``share`` of its chats opened by a judge turn about the same image
+    (:func:`with_match_turn`); one generator seeded with ``seed`` draws, line by line, whether a chat gets one
+    and which. Share 0 gives the lines unchanged. Chats that already open with a judge turn are left as
+    they are."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"match share must be in [0, 1], got {share}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for line in open(jsonl):
+        if share > 0 and rng.random() < share:
+            row = json.loads(line)
+            if row["kinds"][:1] != ["match"]:
+                row["messages"], row["kinds"] = with_match_turn(row["messages"], row["kinds"],
+                                                                Scene.from_dict(row["scene"]), rng)
+                line = json.dumps(row) + "\n"
+        rows.append(line)
+    return rows
 
 
 def held_out_violations(rows: list[dict]) -> list[str]:

@@ -88,11 +88,13 @@ def evaluate_understanding(model, processor, suites: Path, out: Path, progress: 
     return {"pope": po, "vqa": vq}
 
 
-def evaluate_shapes_model(model_dir: Path, suites: Path, out: Path, image_params=None, progress: bool = True
-                          ) -> dict:
+def evaluate_shapes_model(model_dir: Path, suites: Path, out: Path, image_params=None, progress: bool = True,
+                          best_of: int = 1, judge: str = "ask") -> dict:
     """shapes-GenEval (4 samples per prompt, exact detector), shapes-POPE (three splits) and VQA on the
     suites written by :func:`januspro.training.recipe.write_eval_suites`; returns the scores. Without
-    ``image_params`` the sampling settings are chosen on the validation prompts first."""
+    ``image_params`` the sampling settings are chosen on the validation prompts first. ``best_of`` > 1 also
+    scores shapes-GenEval with each image the best of that many candidates by the model's own ``judge``
+    (``geneval_best_of``; same sampling settings)."""
     import dataclasses
 
     from ..checkpoint import load_processor
@@ -107,12 +109,23 @@ def evaluate_shapes_model(model_dir: Path, suites: Path, out: Path, image_params
     params = image_params
     ge = run_geneval(model, processor, suites / "geneval" / "evaluation_metadata.jsonl", out / "geneval", params,
                      scorer="shapes", progress=_bar(progress)("shapes-GenEval", "prompt"), batch_size=EVAL_PROMPT_BATCH)
+    seconds = {"geneval": ge["generation_seconds"]}
+    extra = {}
+    if best_of > 1:
+        picked = dataclasses.replace(params, best_of=best_of, judge=judge)
+        bo = run_geneval(model, processor, suites / "geneval" / "evaluation_metadata.jsonl", out / "geneval_best_of",
+                         picked, scorer="shapes", progress=_bar(progress)(f"shapes-GenEval, best of {best_of}", "prompt"),
+                         batch_size=EVAL_PROMPT_BATCH)
+        extra["geneval_best_of"] = {**bo["scores"], "best_of": best_of, "judge": judge}
+        seconds["geneval_best_of"] = bo["generation_seconds"]
     und = evaluate_understanding(model, processor, suites, out, progress)
     po, vq = und["pope"], und["vqa"]
-    return {"geneval": ge["scores"], "pope": po["scores"], "vqa": vq["scores"],
-            "sampling": {k: v for k, v in dataclasses.asdict(params).items() if k != "compile"},
-            "sampling_selection": selection,
-            "eval_seconds": {"geneval": ge["generation_seconds"], "pope": po["seconds"], "vqa": vq["seconds"]}}
+    seconds.update(pope=po["seconds"], vqa=vq["seconds"])
+    return {"geneval": ge["scores"], **extra, "pope": po["scores"], "vqa": vq["scores"],
+            # the judge matters only with best of K (the best-of score records its own)
+            "sampling": {k: v for k, v in dataclasses.asdict(params).items()
+                         if k != "compile" and not (k == "judge" and params.best_of == 1)},
+            "sampling_selection": selection, "eval_seconds": seconds}
 
 
 def _bar(enabled: bool):
@@ -258,7 +271,8 @@ def package_model(recipe, dest: Path) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             small = small_eval(dest, Path(tmp), ImageGenParams(**sampling), seed=EVAL_SEED)
         (dest / "scores.json").write_text(json.dumps({"sampling": sampling, "small_set": small, "full": {
-            k: ev[k] for k in ("geneval", "pope", "vqa")}, "targets": ev.get("targets")}, indent=2) + "\n")
+            k: ev[k] for k in ("geneval", "geneval_best_of", "pope", "vqa") if k in ev}, "targets": ev.get("targets")},
+            indent=2) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
     size_mb = sum(f.stat().st_size for f in dest.glob("*.safetensors")) / 1e6
     from ..eval.geneval import hardware
@@ -301,6 +315,11 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         notes.append(f"- Captions list their object groups {orders.get(style.get('caption_order', 'mixed'), '?')} "
                      f"in Stage II's text-to-image data and {orders.get(sft, '?')} in Stage III's clean captions "
                      "(`Recipe.sft_caption_order`).")
+        share = parts["data"].get("sft_match_share", 0.0)
+        if share:
+            notes.append(f"- {share:.0%} of Stage III's understanding chats open with 'Does the image show <prompt>?' "
+                         "about a GenEval-style prompt, true or false of the image by GenEval's rule "
+                         "(`Recipe.sft_match_share`): the judge of best-of-K generation with `--judge ask`.")
     if "siglip_sft" in parts:
         notes.append("- Understanding encoder: Stages I and II see the siglip part's ViT; Stage III starts from the "
                      "siglip_sft part's (its tokens also trained to name the object under their patch, dense loss "
@@ -348,6 +367,13 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         for split, vals in ge.get("per_split", {}).items():
             cells = " | ".join(f"{vals[t]:.3f}" if t in vals else "-" for t in ge["per_tag"])
             lines.append(f"| {split} | {sum(vals.values()) / len(vals):.3f} | {cells} |")
+        bo = scores.get("geneval_best_of")
+        if bo:
+            lines.append(f"| all, best of {bo['best_of']} | {bo['overall']:.3f} | "
+                         + " | ".join(f"{bo['per_tag'].get(t, 0.0):.3f}" for t in ge["per_tag"]) + " |")
+            lines += ["", f"Best of {bo['best_of']}: each image is the best of {bo['best_of']} candidates by the model's "
+                      f"own judge `{bo['judge']}` (`januspro generate --best-of {bo['best_of']} --judge {bo['judge']}`); "
+                      "the other rows are plain sampling."]
         lines += ["", "shapes-POPE (greedy, no instruction suffix):", "", "| split | accuracy | precision | recall | F1 "
                   "| yes-ratio |", "|---|---|---|---|---|---|"]
         for split, s in scores["pope"].items():

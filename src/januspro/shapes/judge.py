@@ -1,0 +1,142 @@
+"""Questions that teach a model to judge its own drawings: "Does the image show <prompt>?".
+
+Best-of-K generation (``generation/rerank.py``) shows each candidate image to the model's understanding path
+and keeps the one it believes. A model can only judge what it was taught to check, so the shapes world can add
+such questions to its understanding chats (``DataStyle.match_share``): a GenEval-style prompt (one of its six
+categories: a shape, two shapes, a count, a coloured shape, a relation, two coloured shapes) about the chat's
+image, answered "yes" when the image satisfies it by GenEval's own rule (the scorer of
+:mod:`januspro.shapes.scoring`, run on the scene's true objects) and "no" otherwise.
+
+About half the prompts are drawn to be false, and false in the ways a drawing goes wrong: a shape missing, a
+count off by one, a colour on the wrong object, a relation that does not hold. Prompts naming a held-out
+combination are never asked, so the evaluation's held-out split stays unseen.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .detect import Detection
+from .language import mentions_held_out
+from .scoring import evaluate_geneval
+from .suites import TAGS
+from .world import COLORS, HELD_OUT, RELATIONS, SHAPES, HeldOut, Obj, Scene, number_word, plural, relations
+
+MATCH_QUESTIONS = ("Does the image show {}?", "Is this a picture of {}?", "Does this picture match: {}?")
+JUDGE_QUESTION = MATCH_QUESTIONS[0]  # the phrasing best-of-K asks with
+
+
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def truth(scene: Scene) -> list[Detection]:
+    """The scene's objects as perfect detections, for GenEval's scorer."""
+    return [Detection(o.shape, o.color, o.size, o.bbox, o.extent ** 2, 1.0) for o in scene.objects]
+
+
+def satisfies(scene: Scene, meta: dict) -> bool:
+    """Does the scene satisfy a GenEval metadata line (GenEval's rule on the scene's true objects)?"""
+    return evaluate_geneval(truth(scene), meta)[0]
+
+
+def _other(rng: np.random.Generator, options: list[str], not_this: str) -> str:
+    rest = [x for x in options if x != not_this]
+    return rest[int(rng.integers(len(rest)))]
+
+
+def _match_meta(tag: str, want_yes: bool, scene: Scene, rng: np.random.Generator) -> dict | None:
+    """A GenEval metadata line of category ``tag`` meant to be true (``want_yes``) or false of the scene, or
+    None when the scene offers no such prompt. Colour and position prompts name only shapes that occur at
+    most once, so GenEval's verdict does not depend on which of several equal shapes it looks at."""
+    count = Counter(o.shape for o in scene.objects)
+    present = [s for s in SHAPES if count[s]]
+    absent = [s for s in SHAPES if not count[s]]
+    once: dict[str, Obj] = {o.shape: o for o in scene.objects if count[o.shape] == 1}
+    pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
+    if tag == "single_object":
+        pool = present if want_yes else absent
+        if not pool:
+            return None
+        s = pick(pool)
+        return {"include": [{"class": s, "count": 1}], "prompt": _a(s)}
+    if tag == "two_object":
+        if want_yes:
+            if len(present) < 2:
+                return None
+            s1, s2 = (present[int(i)] for i in rng.choice(len(present), 2, replace=False))
+        else:
+            if not absent:
+                return None
+            s1, s2 = pick(present), pick(absent)
+            if rng.random() < 0.5:
+                s1, s2 = s2, s1
+        return {"include": [{"class": s1, "count": 1}, {"class": s2, "count": 1}], "prompt": f"{_a(s1)} and {_a(s2)}"}
+    if tag == "counting":
+        if want_yes:
+            pool = [s for s in present if 2 <= count[s] <= 4]
+            if not pool:
+                return None
+            s = pick(pool)
+            n = count[s]
+        else:
+            s = pick(list(SHAPES))
+            n = pick([k for k in (2, 3, 4) if k != count[s]])
+        return {"include": [{"class": s, "count": n}], "exclude": [{"class": s, "count": n + 1}],
+                "prompt": f"{number_word(n)} {plural(s, n)}"}
+    if tag == "colors":
+        if not once:
+            return None
+        o = once[pick(sorted(once))]
+        c = o.color if want_yes else _other(rng, list(COLORS), o.color)
+        return {"include": [{"class": o.shape, "count": 1, "color": c}], "prompt": _a(f"{c} {o.shape}")}
+    if len(once) < 2:
+        return None
+    a, b = (once[s] for s in (sorted(once)[int(i)] for i in rng.choice(len(once), 2, replace=False)))
+    if tag == "position":  # "a <a> <r> a <b>": a relative to b
+        held = sorted(relations(a.bbox, b.bbox))
+        pool = held if want_yes else [r for r in RELATIONS if r not in held]
+        if not pool:
+            return None
+        r = pick(pool)
+        return {"include": [{"class": b.shape, "count": 1}, {"class": a.shape, "count": 1, "position": [r, 0]}],
+                "prompt": f"{_a(a.shape)} {r} {_a(b.shape)}"}
+    # color_attr
+    ca, cb = a.color, b.color
+    if not want_yes:
+        if ca != cb and rng.random() < 0.5:
+            ca, cb = cb, ca  # the colours on the wrong objects: the attribution error
+        elif rng.random() < 0.5:
+            ca = _other(rng, list(COLORS), ca)
+        else:
+            cb = _other(rng, list(COLORS), cb)
+    return {"include": [{"class": a.shape, "count": 1, "color": ca}, {"class": b.shape, "count": 1, "color": cb}],
+            "prompt": f"{_a(f'{ca} {a.shape}')} and {_a(f'{cb} {b.shape}')}"}
+
+
+def match_prompt(scene: Scene, rng: np.random.Generator, held_out: HeldOut = HELD_OUT, tries: int = 20
+                 ) -> dict | None:
+    """A GenEval metadata line (``tag``, ``include``, ``exclude``, ``prompt``) about the scene: the category drawn
+    uniformly, meant true or false with even odds. None when ``tries`` draws found no prompt the scene offers
+    that names no held-out combination."""
+    for _ in range(tries):
+        tag = TAGS[int(rng.integers(len(TAGS)))]
+        meta = _match_meta(tag, bool(rng.random() < 0.5), scene, rng)
+        if meta is not None and not mentions_held_out(meta["prompt"], held_out):
+            return {"tag": tag, **meta}
+    return None
+
+
+def match_question(scene: Scene, rng: np.random.Generator, held_out: HeldOut = HELD_OUT, tries: int = 20
+                   ) -> tuple[str, str] | None:
+    """(question, "yes" | "no"): does the scene show :func:`match_prompt`'s prompt, by GenEval's rule."""
+    meta = match_prompt(scene, rng, held_out, tries)
+    if meta is None:
+        return None
+    question = MATCH_QUESTIONS[int(rng.integers(len(MATCH_QUESTIONS)))].format(meta["prompt"])
+    return question, "yes" if satisfies(scene, meta) else "no"
+
+
+__all__ = ["JUDGE_QUESTION", "MATCH_QUESTIONS", "match_prompt", "match_question", "satisfies", "truth"]
