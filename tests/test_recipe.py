@@ -131,6 +131,15 @@ def test_recipe_stage3_chats_open_with_judge_turns(tmp_path):
     assert recipe.run_config("stage3", tmp_path / "s3").data.und == str(und / "und_sft.jsonl")
     assert recipe.run_config("stage2", tmp_path / "s2").data.und == str(und / "und.jsonl")
     assert "".join(match_rows(und / "und.jsonl", 0.0)) == plain
+    # a run whose data part predates Stage III's own chats gets them written before Stage III
+    (und / "und_sft.jsonl").unlink()
+    logs = []
+    old = Recipe(out, progress=False, log=logs.append, sft_match_share=0.5)
+    from januspro.checkpoint.files import CheckpointError
+
+    with pytest.raises(CheckpointError, match="stage2"):  # nothing before Stage III was trained here
+        old.run(only=["stage3"])
+    assert (und / "und_sft.jsonl").read_text() == sft and any("und_sft.jsonl" in x for x in logs)
     with pytest.raises(RecipeError, match="sft_match_share"):
         Recipe(tmp_path / "bad", sft_match_share=1.5)
     with pytest.raises(ValueError, match="match share"):

@@ -211,6 +211,10 @@ class Recipe:
             else:
                 self.log(f"[recipe] {part} ...")
                 t0 = time.time()
+                if part == "stage3" and not self.sft_chats.is_file():
+                    # a run whose data part predates Stage III's own chats: written now (seconds)
+                    self.write_sft_chats()
+                    self.log(f"[recipe] wrote {self.sft_chats} (sft_match_share {self.sft_match_share})")
                 extra = (self._train(part) if part in PARTS else getattr(self, f"part_{part}")()) or {}
                 self._record(part, time.time() - t0, extra)
                 self.log(f"[recipe] {part}: {time.time() - t0:.0f} s")
@@ -243,7 +247,7 @@ class Recipe:
     def part_data(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        from ..shapes.datasets import clean_t2i_rows, match_rows, usable_cpus, write_task
+        from ..shapes.datasets import clean_t2i_rows, usable_cpus, write_task
 
         sizes = {k: max(8, int(v * self.data_scale)) for k, v in DATA_SIZES.items()}
         style = self.style
@@ -260,12 +264,24 @@ class Recipe:
         sft = self.sft_style()
         rows = clean_t2i_rows(self.data / "t2i" / "t2i.jsonl", 0, sft if sft != style else None)
         (self.data / "t2i" / "t2i_synthetic.jsonl").write_text("".join(rows))
-        # and understanding on chats of which a share open with a judge turn
-        und = self.data / "und"
-        (und / "und_sft.jsonl").write_text("".join(match_rows(und / "und.jsonl", self.sft_match_share)))
+        self.write_sft_chats()
         write_eval_suites(self.data / "eval", self.eval_items)
         return {"items": sizes, "style": asdict(style), "sft_caption_order": self.sft_caption_order,
                 "sft_match_share": self.sft_match_share}
+
+    @property
+    def sft_chats(self) -> Path:
+        """Stage III's understanding chats (``und_sft.jsonl``)."""
+        return self.data / "und" / "und_sft.jsonl"
+
+    def write_sft_chats(self) -> None:
+        """Stage III's understanding chats: the plain ones, a share ``sft_match_share`` of them opened by a judge
+        turn (:func:`~januspro.shapes.datasets.match_rows`)."""
+        from ..shapes.datasets import match_rows
+
+        tmp = self.sft_chats.with_suffix(".tmp")
+        tmp.write_text("".join(match_rows(self.data / "und" / "und.jsonl", self.sft_match_share)))
+        tmp.replace(self.sft_chats)
 
     def part_tokenizer(self) -> dict[str, Any]:
         from ..shapes.tokenizer import build_shapes_tokenizer
