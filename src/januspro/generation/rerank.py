@@ -23,6 +23,7 @@ from PIL import Image
 
 from ..models.janus import JanusModel
 from ..models.llm import attention_mask, positions_from_padding
+from ..processing.chat import IMAGE_TAG
 from ..processing.processor import EncodedChat, JanusProcessor
 
 DESCRIBE_QUESTION = "Describe the image."
@@ -55,7 +56,7 @@ def answer_logprobs(model: JanusModel, processor: JanusProcessor, images: Sequen
         chats, lengths = [], []
         stop = start + batch_size
         for im, ans, q in zip(images[start:stop], answers[start:stop], questions[start:stop], strict=True):
-            chat = processor.encode_chat([{"role": "user", "content": f"<image_placeholder>\n{q}",
+            chat = processor.encode_chat([{"role": "user", "content": f"{IMAGE_TAG}\n{q}",
                                            "images": [im]}])
             target = tok.encode(f" {ans.strip()}{sep2}", add_bos=False)
             if len(chat.input_ids) + len(target) > model.cfg.llm.max_position_embeddings:

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..generation.image import ImageGenParams
+from ..generation.rerank import JUDGES
 from ..generation.text import TextGenParams
 from ..models.janus import JanusModel
 from ..processing.image import ImageError, load_image
@@ -88,7 +89,7 @@ class ImageBody(_Body):
     top_k: int = Field(default=0, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     best_of: int = Field(default=1, ge=1, le=8)  # candidates per image, judged by the model's understanding path
-    judge: Literal["describe", "ask"] = "describe"  # how best_of judges them (generation/rerank.py)
+    judge: Literal[JUDGES] = "describe"  # how best_of judges them (generation/rerank.py)
     seed: int | None = None
     negative_prompt: str | None = None
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..processing.chat import IMAGE_TAG
 from .judge import match_question
 from .language import ORDERS, caption, conversation, noisy_caption, text_line
 from .render import render
@@ -155,7 +156,7 @@ def with_match_turn(messages: list[dict], kinds: list[str], scene: Scene, rng: n
     qa = match_question(scene, rng)
     if qa is None:
         return messages, kinds
-    tag = "<image_placeholder>\n"
+    tag = IMAGE_TAG + "\n"
     rest = [dict(m) for m in messages]
     if rest and rest[0]["content"].startswith(tag):
         rest[0]["content"] = rest[0]["content"][len(tag):]

@@ -19,17 +19,13 @@ from collections import Counter
 import numpy as np
 
 from .detect import Detection
-from .language import mentions_held_out
+from .language import _pick, group_phrase, mentions_held_out
 from .scoring import evaluate_geneval
 from .suites import TAGS
-from .world import COLORS, HELD_OUT, RELATIONS, SHAPES, HeldOut, Obj, Scene, number_word, plural, relations
+from .world import COLORS, HELD_OUT, RELATIONS, SHAPES, HeldOut, Obj, Scene, relations
 
 MATCH_QUESTIONS = ("Does the image show {}?", "Is this a picture of {}?", "Does this picture match: {}?")
 JUDGE_QUESTION = MATCH_QUESTIONS[0]  # the phrasing best-of-K asks with
-
-
-def _a(word: str) -> str:
-    return ("an " if word[0] in "aeiou" else "a ") + word
 
 
 def truth(scene: Scene) -> list[Detection]:
@@ -42,9 +38,8 @@ def satisfies(scene: Scene, meta: dict) -> bool:
     return evaluate_geneval(truth(scene), meta)[0]
 
 
-def _other(rng: np.random.Generator, options: list[str], not_this: str) -> str:
-    rest = [x for x in options if x != not_this]
-    return rest[int(rng.integers(len(rest)))]
+def _other_color(rng: np.random.Generator, color: str) -> str:
+    return _pick(rng, [c for c in COLORS if c != color])
 
 
 def _match_meta(tag: str, want_yes: bool, scene: Scene, rng: np.random.Generator) -> dict | None:
@@ -55,13 +50,12 @@ def _match_meta(tag: str, want_yes: bool, scene: Scene, rng: np.random.Generator
     present = [s for s in SHAPES if count[s]]
     absent = [s for s in SHAPES if not count[s]]
     once: dict[str, Obj] = {o.shape: o for o in scene.objects if count[o.shape] == 1}
-    pick = lambda xs: xs[int(rng.integers(len(xs)))]  # noqa: E731
     if tag == "single_object":
         pool = present if want_yes else absent
         if not pool:
             return None
-        s = pick(pool)
-        return {"include": [{"class": s, "count": 1}], "prompt": _a(s)}
+        s = _pick(rng, pool)
+        return {"include": [{"class": s, "count": 1}], "prompt": group_phrase(None, s, 1)}
     if tag == "two_object":
         if want_yes:
             if len(present) < 2:
@@ -70,28 +64,28 @@ def _match_meta(tag: str, want_yes: bool, scene: Scene, rng: np.random.Generator
         else:
             if not absent:
                 return None
-            s1, s2 = pick(present), pick(absent)
+            s1, s2 = _pick(rng, present), _pick(rng, absent)
             if rng.random() < 0.5:
                 s1, s2 = s2, s1
-        return {"include": [{"class": s1, "count": 1}, {"class": s2, "count": 1}], "prompt": f"{_a(s1)} and {_a(s2)}"}
+        return {"include": [{"class": s1, "count": 1}, {"class": s2, "count": 1}], "prompt": f"{group_phrase(None, s1, 1)} and {group_phrase(None, s2, 1)}"}
     if tag == "counting":
         if want_yes:
             pool = [s for s in present if 2 <= count[s] <= 4]
             if not pool:
                 return None
-            s = pick(pool)
+            s = _pick(rng, pool)
             n = count[s]
         else:
-            s = pick(list(SHAPES))
-            n = pick([k for k in (2, 3, 4) if k != count[s]])
+            s = _pick(rng, list(SHAPES))
+            n = _pick(rng, [k for k in (2, 3, 4) if k != count[s]])
         return {"include": [{"class": s, "count": n}], "exclude": [{"class": s, "count": n + 1}],
-                "prompt": f"{number_word(n)} {plural(s, n)}"}
+                "prompt": group_phrase(None, s, n)}
     if tag == "colors":
         if not once:
             return None
-        o = once[pick(sorted(once))]
-        c = o.color if want_yes else _other(rng, list(COLORS), o.color)
-        return {"include": [{"class": o.shape, "count": 1, "color": c}], "prompt": _a(f"{c} {o.shape}")}
+        o = once[_pick(rng, sorted(once))]
+        c = o.color if want_yes else _other_color(rng, o.color)
+        return {"include": [{"class": o.shape, "count": 1, "color": c}], "prompt": group_phrase(c, o.shape, 1)}
     if len(once) < 2:
         return None
     a, b = (once[s] for s in (sorted(once)[int(i)] for i in rng.choice(len(once), 2, replace=False)))
@@ -100,20 +94,20 @@ def _match_meta(tag: str, want_yes: bool, scene: Scene, rng: np.random.Generator
         pool = held if want_yes else [r for r in RELATIONS if r not in held]
         if not pool:
             return None
-        r = pick(pool)
+        r = _pick(rng, pool)
         return {"include": [{"class": b.shape, "count": 1}, {"class": a.shape, "count": 1, "position": [r, 0]}],
-                "prompt": f"{_a(a.shape)} {r} {_a(b.shape)}"}
+                "prompt": f"{group_phrase(None, a.shape, 1)} {r} {group_phrase(None, b.shape, 1)}"}
     # color_attr
     ca, cb = a.color, b.color
     if not want_yes:
         if ca != cb and rng.random() < 0.5:
             ca, cb = cb, ca  # the colours on the wrong objects: the attribution error
         elif rng.random() < 0.5:
-            ca = _other(rng, list(COLORS), ca)
+            ca = _other_color(rng, ca)
         else:
-            cb = _other(rng, list(COLORS), cb)
+            cb = _other_color(rng, cb)
     return {"include": [{"class": a.shape, "count": 1, "color": ca}, {"class": b.shape, "count": 1, "color": cb}],
-            "prompt": f"{_a(f'{ca} {a.shape}')} and {_a(f'{cb} {b.shape}')}"}
+            "prompt": f"{group_phrase(ca, a.shape, 1)} and {group_phrase(cb, b.shape, 1)}"}
 
 
 def match_prompt(scene: Scene, rng: np.random.Generator, held_out: HeldOut = HELD_OUT, tries: int = 20

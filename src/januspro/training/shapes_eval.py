@@ -353,6 +353,11 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
               "from an earlier run keeps the time it took then).", ""]
     if scores:
         ge = scores["geneval"]
+
+        def all_row(label: str, report: dict) -> str:
+            return (f"| {label} | {report['overall']:.3f} | "
+                    + " | ".join(f"{report['per_tag'].get(t, 0.0):.3f}" for t in ge["per_tag"]) + " |")
+
         lines += ["## Scores (held-out evaluation suites, seed 1000)", "",
                   f"Sampling: {scores['sampling']}.", ""]
         if scores.get("sampling_selection"):
@@ -363,14 +368,13 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         lines += [
                   "shapes-GenEval (4 samples per prompt, exact detector):", "",
                   "| split | overall | " + " | ".join(ge["per_tag"]) + " |", "|---|---|" + "---|" * len(ge["per_tag"]),
-                  "| all | " + f"{ge['overall']:.3f} | " + " | ".join(f"{v:.3f}" for v in ge["per_tag"].values()) + " |"]
+                  all_row("all", ge)]
         for split, vals in ge.get("per_split", {}).items():
             cells = " | ".join(f"{vals[t]:.3f}" if t in vals else "-" for t in ge["per_tag"])
             lines.append(f"| {split} | {sum(vals.values()) / len(vals):.3f} | {cells} |")
         bo = scores.get("geneval_best_of")
         if bo:
-            lines.append(f"| all, best of {bo['best_of']} | {bo['overall']:.3f} | "
-                         + " | ".join(f"{bo['per_tag'].get(t, 0.0):.3f}" for t in ge["per_tag"]) + " |")
+            lines.append(all_row(f"all, best of {bo['best_of']}", bo))
             lines += ["", f"Best of {bo['best_of']}: each image is the best of {bo['best_of']} candidates by the model's "
                       f"own judge `{bo['judge']}` (`januspro generate --best-of {bo['best_of']} --judge {bo['judge']}`); "
                       "the other rows are plain sampling."]
