@@ -146,6 +146,35 @@ def test_recipe_stage3_chats_open_with_judge_turns(tmp_path):
         match_rows(und / "und.jsonl", -1)
 
 
+def test_recipe_stage3_chats_get_counting_chats(tmp_path):
+    """--sft-count-chats N: Stage III's chats end with N x data_scale counting chats (count_rows, images in the
+    und folder); the data record and the model card say so; Stages I-II keep the plain chats."""
+    from januspro.shapes.datasets import count_rows, match_rows
+    from januspro.training.recipe import Recipe
+
+    out = tmp_path / "r"
+    argv = ["train", "recipe", "shapes", "--out", str(out), "--until", "data", "--data-scale", "0.002",
+            "--eval-items", "1", "--quiet", "--sft-count-chats", "5000"]
+    assert main(argv) == 0
+    assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_count_chats"] == 10
+    und = out / "data" / "und"
+    sft = (und / "und_sft.jsonl").read_text()
+    plain = "".join(match_rows(und / "und.jsonl", 0.5))
+    assert sft.startswith(plain) and sft[len(plain):] == "".join(count_rows(tmp_path / "c", 10))
+    assert all((und / json.loads(x)["images"][0]).is_file() for x in sft.splitlines())
+    assert all(json.loads(x)["kinds"] != ["match", "count"] for x in (und / "und.jsonl").read_text().splitlines())
+    from januspro.training.shapes_eval import model_card
+
+    state = json.loads((out / "recipe.json").read_text())
+    assert "10 counting chats" in model_card(state, 1, 1.0, [], "cpu", "arch")
+    state["parts"]["data"]["sft_count_chats"] = 0
+    assert "counting chats" not in model_card(state, 1, 1.0, [], "cpu", "arch")
+    assert Recipe(tmp_path / "tiny", sft_count_chats=1, data_scale=0.001).count_chats == 8
+    assert Recipe(tmp_path / "off").count_chats == 0
+    with pytest.raises(RecipeError, match="sft_count_chats"):
+        Recipe(tmp_path / "bad", sft_count_chats=-1)
+
+
 def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
     from januspro.shapes.datasets import DataStyle, t2i_rows
 

@@ -270,6 +270,42 @@ def test_match_share_opens_chats_with_a_judge_turn_and_keeps_the_plain_data():
         DataStyle(match_share=1.5)
 
 
+def test_count_chats_are_labelled_by_the_detector_and_show_the_counts_drawings_miss(tmp_path):
+    """Counting chats: the judge answer is GenEval's verdict by the detector on the rendered image, the count
+    answer the detector's count; both answers common; counts 1-6 with other shapes beside them; written as
+    und.jsonl lines whose images exist and whose item i does not depend on n."""
+    import json
+    from collections import Counter
+
+    from januspro.shapes.datasets import count_rows
+    from januspro.shapes.judge import COUNT_CHAT_MAX
+
+    rows = [json.loads(r) for r in count_rows(tmp_path, 160, seed=4)]
+    answers, counts, crowded = Counter(), Counter(), 0
+    for row in rows:
+        m = row["messages"]
+        assert row["kinds"] == ["match", "count"] and len(m) == 4
+        assert m[0]["content"].startswith("<image_placeholder>\n") and "<image_placeholder>" not in m[2]["content"]
+        scene = Scene.from_dict(row["scene"])
+        assert HELD_OUT.scene_is_clean(scene)
+        found = detect(np.asarray(Image.open(tmp_path / row["images"][0]).convert("RGB")))
+        prompt = m[0]["content"].split("\n", 1)[1]
+        words = prompt.rstrip("?").split()
+        n, shape = {"two": 2, "three": 3, "four": 4}[words[-2]], words[-1].rstrip("s")
+        meta = {"include": [{"class": shape, "count": n}], "exclude": [{"class": shape, "count": n + 1}]}
+        assert m[1]["content"] == ("yes" if evaluate_geneval(found, meta)[0] else "no"), (prompt, scene)
+        assert shape in m[2]["content"] and m[3]["content"] == str(sum(d.shape == shape for d in found))
+        answers[m[1]["content"]] += 1
+        counts[int(m[3]["content"])] += 1
+        crowded += len(scene.objects) > int(m[3]["content"])
+    assert 0.35 < answers["yes"] / len(rows) < 0.65
+    assert set(counts) == set(range(1, COUNT_CHAT_MAX + 1)) and crowded > 0
+    assert count_rows(tmp_path / "again", 5, seed=4) == [json.dumps(r) + "\n" for r in rows[:5]]
+    assert count_rows(tmp_path, 0) == []
+    with pytest.raises(ValueError, match="counting chats"):
+        count_rows(tmp_path, -1)
+
+
 def test_simple_scenes_draw_the_three_families_and_keep_the_plain_data():
     from collections import Counter
 

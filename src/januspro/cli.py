@@ -185,6 +185,11 @@ def _recipe_parser() -> argparse.ArgumentParser:
                    help="share of Stage III's understanding chats that open with 'Does the image show <prompt>?' "
                         "about a GenEval-style prompt, true or false of the image, which trains the judge of "
                         "--best-of K --judge ask; Stages I-II keep the plain chats (default: %(default)s)")
+    p.add_argument("--sft-count-chats", type=int, default=Recipe.sft_count_chats,
+                   help="counting chats added to Stage III's understanding chats: a scene of 1-6 objects of one "
+                        "shape (beside 0-2 others), 'Does the image show <n> <shape>s?' and 'How many <shape>s are "
+                        "there?', which teaches the 'ask' judge to count; scaled by --data-scale (default: "
+                        "%(default)s)")
     p.add_argument("--kind-balance", type=float, default=Recipe.default_style().kind_balance,
                    help="share of the understanding chats whose questions are drawn kind by kind, every question "
                         "kind a scene offers equally likely, instead of uniformly over its questions (~40%% counts, "
@@ -227,7 +232,7 @@ def _cmd_recipe(argv: list[str]) -> int:
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
                     eval_items=args.eval_items, progress=not args.quiet, style=style,
                     sft_caption_order=args.sft_caption_order, sft_match_share=args.sft_match_share,
-                    eval_best_of=args.eval_best_of)
+                    sft_count_chats=args.sft_count_chats, eval_best_of=args.eval_best_of)
     state = recipe.run(until=args.until, only=args.only or None)
     total = sum(p["seconds"] for p in state["parts"].values())
     print(f"recipe parts done: {', '.join(state['parts'])} ({total / 60:.1f} min in all); see {args.out}/recipe.json")

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..processing.chat import IMAGE_TAG
-from .judge import match_question
+from .judge import count_chat, match_question
 from .language import ORDERS, caption, conversation, noisy_caption, text_line
 from .render import render
 from .suites import POPE_SPLITS, geneval_suite, pope_questions, scene_for_metadata, write_jsonl
@@ -320,6 +320,22 @@ def match_rows(jsonl: str | Path, share: float, seed: int = 0) -> list[str]:
                                                                 Scene.from_dict(row["scene"]), rng)
                 line = json.dumps(row) + "\n"
         rows.append(line)
+    return rows
+
+
+def count_rows(folder: str | Path, n: int, seed: int = 0, resolution: int = 64) -> list[str]:
+    """``n`` counting chats (:func:`~januspro.shapes.judge.count_chat`) as ``und.jsonl`` lines, their images
+    rendered into ``folder/images/count_<i>.png`` (paths relative to ``folder``, where the lines' JSONL goes).
+    Item ``i`` is drawn from its own generator seeded by ``(seed, i)``."""
+    if n < 0:
+        raise ValueError(f"the number of counting chats must be >= 0, got {n}")
+    rows = []
+    for i in range(n):
+        messages, kinds, scene = count_chat(item_rng(seed, i, 7))
+        name = image_name("count", i)
+        _save_png(render(scene, resolution), Path(folder) / name)
+        rows.append(json.dumps({"messages": messages, "kinds": kinds, "images": [name],
+                                "scene": json.loads(scene.to_json())}) + "\n")
     return rows
 
 

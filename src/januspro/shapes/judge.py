@@ -18,11 +18,23 @@ from collections import Counter
 
 import numpy as np
 
+from ..processing.chat import IMAGE_TAG
 from .detect import Detection
-from .language import _pick, group_phrase, mentions_held_out
+from .language import _pick, count_question, group_phrase, mentions_held_out
 from .scoring import evaluate_geneval
 from .suites import TAGS
-from .world import COLORS, HELD_OUT, RELATIONS, SHAPES, HeldOut, Obj, Scene, relations
+from .world import (
+    COLORS,
+    HELD_OUT,
+    RELATIONS,
+    SHAPES,
+    HeldOut,
+    Obj,
+    Scene,
+    SceneSpec,
+    relations,
+    sample_scene,
+)
 
 MATCH_QUESTIONS = ("Does the image show {}?", "Is this a picture of {}?", "Does this picture match: {}?")
 JUDGE_QUESTION = MATCH_QUESTIONS[0]  # the phrasing best-of-K asks with
@@ -133,4 +145,35 @@ def match_question(scene: Scene, rng: np.random.Generator, held_out: HeldOut = H
     return question, "yes" if satisfies(scene, meta) else "no"
 
 
-__all__ = ["JUDGE_QUESTION", "MATCH_QUESTIONS", "match_prompt", "match_question", "satisfies", "truth"]
+# counting chats (:func:`count_chat`): how many objects of the counted shape a scene may hold; a drawing of
+# "three squares" that goes wrong mostly shows 4-6, more than the 1-4 objects of the world's own scenes
+COUNT_CHAT_MAX = 6
+COUNT_CHAT_EXTRA = 2  # at most this many objects of other shapes beside them
+
+
+def count_chat(rng: np.random.Generator, held_out: HeldOut = HELD_OUT) -> tuple[list[dict], list[str], Scene]:
+    """A chat that teaches the judge to count: a scene like a drawing of a GenEval counting prompt, right or
+    wrong, and two questions about it.
+
+    The prompt is "<n> <shape>s" with n in 2-4 (GenEval's counting prompts); with even odds the scene shows
+    exactly n objects of that shape, otherwise any other number from 1 to :data:`COUNT_CHAT_MAX`; 0 to
+    :data:`COUNT_CHAT_EXTRA` objects of other shapes sit beside them. The chat asks whether the image shows the
+    prompt (answered by GenEval's rule on the scene, :func:`satisfies`) and then how many objects of that shape
+    there are (answered in digits, as the world's count questions are)."""
+    shape = _pick(rng, SHAPES)
+    n = int(rng.integers(2, 5))
+    k = n if rng.random() < 0.5 else int(_pick(rng, [str(v) for v in range(1, COUNT_CHAT_MAX + 1) if v != n]))
+    others = [s for s in SHAPES if s != shape]
+    extra = tuple((None, _pick(rng, others)) for _ in range(int(rng.integers(0, COUNT_CHAT_EXTRA + 1))))
+    scene = sample_scene(rng, SceneSpec(n_objects=k + len(extra), objects=((None, shape),) * k + extra), held_out)
+    meta = {"include": [{"class": shape, "count": n}], "exclude": [{"class": shape, "count": n + 1}],
+            "prompt": group_phrase(None, shape, n)}
+    question = MATCH_QUESTIONS[int(rng.integers(len(MATCH_QUESTIONS)))].format(meta["prompt"])
+    messages = [{"role": "user", "content": f"{IMAGE_TAG}\n{question}"},
+                {"role": "assistant", "content": "yes" if satisfies(scene, meta) else "no"},
+                {"role": "user", "content": count_question(shape, rng)}, {"role": "assistant", "content": str(k)}]
+    return messages, ["match", "count"], scene
+
+
+__all__ = ["COUNT_CHAT_EXTRA", "COUNT_CHAT_MAX", "JUDGE_QUESTION", "MATCH_QUESTIONS", "count_chat", "match_prompt",
+           "match_question", "satisfies", "truth"]

@@ -163,6 +163,11 @@ def noisy_caption(scene: Scene, rng: np.random.Generator, order: str = "mixed") 
 
 
 # ----------------------------------------------------------------------------- questions and answers
+def count_question(shape: str, rng: np.random.Generator) -> str:
+    """"How many squares are there?" in one of its phrasings (answered with the number in digits)."""
+    return _pick(rng, (f"How many {shape}s are there?", f"How many {shape}s are in the image?", f"Count the {shape}s."))
+
+
 def qa_pairs(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = HELD_OUT,
              hard_negatives: float = 0.0) -> list[tuple[str, str, str]]:
     """(question, short answer, kind) about the scene; kinds: color, shape, count, exist, relation, where.
@@ -179,9 +184,7 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = 
                             f"What is the color of the {shape}?"))
             out.append((q, with_shape[0].color, "color"))
         if with_shape or rng.random() < 0.5:
-            q = _pick(rng, (f"How many {shape}s are there?", f"How many {shape}s are in the image?",
-                            f"Count the {shape}s."))
-            out.append((q, str(len(with_shape)), "count"))
+            out.append((count_question(shape, rng), str(len(with_shape)), "count"))
     for color in COLORS:
         with_color = [o for o in objs if o.color == color]
         if len(with_color) == 1:

@@ -127,6 +127,9 @@ class Recipe:
     # 0.740 -> 0.753, plain GenEval 0.434 -> 0.420, ask-judged best of 8 0.507 -> 0.535; share 1.0 judged about as
     # well and lost VQA 0.03 (artifacts/experiments/match-judge/)
     sft_match_share: float = 0.5
+    # counting chats added to Stage III's chats (shapes.judge.count_chat: a scene of 1-6 objects of one shape beside
+    # 0-2 others, "Does the image show <n> <shape>s?" and "How many <shape>s are there?"); scaled by data_scale
+    sft_count_chats: int = 0
 
     def __post_init__(self) -> None:
         try:
@@ -135,6 +138,8 @@ class Recipe:
             raise RecipeError(f"sft_caption_order={self.sft_caption_order!r}: {e}") from None
         if not 0.0 <= self.sft_match_share <= 1.0:
             raise RecipeError(f"sft_match_share must be in [0, 1], got {self.sft_match_share}")
+        if self.sft_count_chats < 0:
+            raise RecipeError(f"sft_count_chats must be >= 0, got {self.sft_count_chats}")
         if self.eval_best_of < 1:
             raise RecipeError(f"eval_best_of must be >= 1, got {self.eval_best_of}")
 
@@ -267,20 +272,27 @@ class Recipe:
         self.write_sft_chats()
         write_eval_suites(self.data / "eval", self.eval_items)
         return {"items": sizes, "style": asdict(style), "sft_caption_order": self.sft_caption_order,
-                "sft_match_share": self.sft_match_share}
+                "sft_match_share": self.sft_match_share, "sft_count_chats": self.count_chats}
 
     @property
     def sft_chats(self) -> Path:
         """Stage III's understanding chats (``und_sft.jsonl``)."""
         return self.data / "und" / "und_sft.jsonl"
 
+    @property
+    def count_chats(self) -> int:
+        """How many counting chats Stage III's chats get (``sft_count_chats`` times ``data_scale``, at least 8)."""
+        return max(8, int(self.sft_count_chats * self.data_scale)) if self.sft_count_chats else 0
+
     def write_sft_chats(self) -> None:
         """Stage III's understanding chats: the plain ones, a share ``sft_match_share`` of them opened by a judge
-        turn (:func:`~januspro.shapes.datasets.match_rows`)."""
-        from ..shapes.datasets import match_rows
+        turn (:func:`~januspro.shapes.datasets.match_rows`), then :attr:`count_chats` counting chats
+        (:func:`~januspro.shapes.datasets.count_rows`; the trainer draws chats at random, so their place does not matter)."""
+        from ..shapes.datasets import count_rows, match_rows
 
+        und = self.data / "und"
         tmp = self.sft_chats.with_suffix(".tmp")
-        tmp.write_text("".join(match_rows(self.data / "und" / "und.jsonl", self.sft_match_share)))
+        tmp.write_text("".join(match_rows(und / "und.jsonl", self.sft_match_share) + count_rows(und, self.count_chats)))
         tmp.replace(self.sft_chats)
 
     def part_tokenizer(self) -> dict[str, Any]:

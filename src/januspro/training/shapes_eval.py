@@ -320,6 +320,11 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
             notes.append(f"- {share:.0%} of Stage III's understanding chats open with 'Does the image show <prompt>?' "
                          "about a GenEval-style prompt, true or false of the image by GenEval's rule "
                          "(`Recipe.sft_match_share`): the judge of best-of-K generation with `--judge ask`.")
+        counts = parts["data"].get("sft_count_chats", 0)
+        if counts:
+            notes.append(f"- Stage III's chats also hold {counts:,} counting chats (`Recipe.sft_count_chats`): a scene "
+                         "of 1-6 objects of one shape beside 0-2 others, asked whether it shows '<n> <shape>s' "
+                         "(n = 2-4) and how many of that shape it holds.")
     if "siglip_sft" in parts:
         notes.append("- Understanding encoder: Stages I and II see the siglip part's ViT; Stage III starts from the "
                      "siglip_sft part's (its tokens also trained to name the object under their patch, dense loss "

@@ -1,0 +1,48 @@
+"""A run folder that shares a finished run's parts up to Stage II and trains its own Stage III with counting chats.
+
+    python artifacts/experiments/count-judge/setup_run.py RUN OUT N   (repo root)
+    januspro train recipe shapes --out OUT --sft-count-chats N [--vq FILE as RUN had it]
+
+OUT gets links to RUN's part folders (tokenizer ... stage2) and to RUN's data folders but ``und``, which it
+writes itself: RUN's ``und.jsonl`` with absolute image paths (same chats), then, through the recipe's own
+``Recipe.write_sft_chats`` with ``sft_count_chats=N``, Stage III's chats (judge turns at the recipe's share and N
+counting chats, their images in OUT/data/und/images). OUT/recipe.json holds RUN's records up to Stage II and the
+data record with ``sft_count_chats``. The recipe command then trains Stage III, evaluates and packages, exactly as
+a whole run with ``--sft-count-chats N`` would from RUN's Stage II model.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+from januspro.training.recipe import ORDER, Recipe
+
+if len(sys.argv) != 4:
+    sys.exit(__doc__)
+run, out, n = Path(sys.argv[1]).resolve(), Path(sys.argv[2]), int(sys.argv[3])
+parts = json.loads((run / "recipe.json").read_text())["parts"]
+shared = ORDER[1:ORDER.index("stage3")]
+for name in shared:
+    if (run / name).exists() and not (out / name).exists():
+        out.mkdir(parents=True, exist_ok=True)
+        os.symlink((run / name).resolve(), out / name)
+data = out / "data"
+for task in ("t2i", "text", "classname", "eval"):
+    (data / task).parent.mkdir(parents=True, exist_ok=True)
+    if not (data / task).exists():
+        os.symlink((run / "data" / task).resolve(), data / task)
+src = (run / "data" / "und").resolve()
+und = data / "und"
+und.mkdir(parents=True, exist_ok=True)
+with open(und / "und.jsonl", "w") as f:
+    for line in open(src / "und.jsonl"):
+        row = json.loads(line)
+        row["images"] = [str(src / p) for p in row["images"]]
+        f.write(json.dumps(row) + "\n")
+recipe = Recipe(out, progress=False, sft_count_chats=n)
+recipe.write_sft_chats()
+records = {k: v for k, v in parts.items() if k in ("data", *shared)}
+records["data"] = {**parts["data"], "sft_count_chats": recipe.count_chats,
+                   "note": f"{run.name}'s data; Stage III's chats written by setup_run.py with {n} counting chats"}
+(out / "recipe.json").write_text(json.dumps({"parts": records}, indent=2) + "\n")
+print(f"{out}: {sum(1 for _ in open(recipe.sft_chats))} Stage III chats; parts {', '.join(records)}")
