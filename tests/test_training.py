@@ -256,7 +256,7 @@ def test_vq_component_stage(tiny_setup, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:train.dtype is bf16")
 def test_vq_stage_honours_train_dtype(tiny_setup, tmp_path):
-    """``train.dtype: bf16`` runs the VQ's convolutions under bf16 autocast (the recipe's VQ parts use ``auto``):
+    """``train.dtype: bf16`` runs the VQ's convolutions under bf16 autocast (an option; the recipe's VQ parts use fp32):
     the first loss moves a little off the fp32 one, stays finite, and the codebook search and losses stay fp32."""
     from januspro.training.trainer import make_trainer
 
