@@ -162,7 +162,8 @@ def count_chat(rng: np.random.Generator, held_out: HeldOut = HELD_OUT) -> tuple[
     there are (answered in digits, as the world's count questions are)."""
     shape = _pick(rng, SHAPES)
     n = int(rng.integers(2, 5))
-    k = n if rng.random() < 0.5 else int(_pick(rng, [str(v) for v in range(1, COUNT_CHAT_MAX + 1) if v != n]))
+    wrong = [v for v in range(1, COUNT_CHAT_MAX + 1) if v != n]
+    k = n if rng.random() < 0.5 else wrong[int(rng.integers(len(wrong)))]
     others = [s for s in SHAPES if s != shape]
     extra = tuple((None, _pick(rng, others)) for _ in range(int(rng.integers(0, COUNT_CHAT_EXTRA + 1))))
     scene = sample_scene(rng, SceneSpec(n_objects=k + len(extra), objects=((None, shape),) * k + extra), held_out)

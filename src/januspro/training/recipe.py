@@ -16,8 +16,9 @@ on where it stopped (a part that was cut off resumes from its own checkpoint).
   stage1      adaptors + image head, LLM frozen, und:text:t2i = 1:0:3 on class-name images
   stage2      unified pretraining, 2:3:5, real:synthetic text-to-image 1:1
   stage3      supervised fine-tuning, 5:1:4, with siglip_sft's ViT in place of siglip's; the understanding
-              encoder trains too, clean captions only;
-              constant LR, then a linear cool-down over the last 1,200 steps
+              encoder trains too, clean captions only; half its chats open with a judge turn ("Does the image
+              show <prompt>?") and 8,000 counting chats join them; constant LR, then a linear cool-down over the
+              last 1,200 steps
   eval        shapes-GenEval, shapes-POPE and VQA on combinations held out from training
   package     the shipped folder (bf16 safetensors, config, tokenizer) + model card with plots and scores
 
