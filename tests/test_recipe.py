@@ -110,16 +110,21 @@ def test_recipe_stage3_captions_can_use_another_group_order(tmp_path):
         Recipe(tmp_path / "bad", sft_caption_order="up")
 
 
+def _data_part(out, *flags):
+    """Runs the recipe's data part at 1/500 scale into ``out`` with extra CLI flags; returns ``out``."""
+    argv = ["train", "recipe", "shapes", "--out", str(out), "--until", "data", "--data-scale", "0.002",
+            "--eval-items", "1", "--quiet", *flags]
+    assert main(argv) == 0
+    return out
+
+
 def test_recipe_stage3_chats_open_with_judge_turns(tmp_path):
     """--sft-match-share: Stage III reads und_sft.jsonl, the plain chats with that share opened by a judge turn
     (match_rows); Stages I-II keep und.jsonl. Share 0 gives Stage III the plain chats."""
     from januspro.shapes.datasets import match_rows
     from januspro.training.recipe import Recipe
 
-    out = tmp_path / "r"
-    argv = ["train", "recipe", "shapes", "--out", str(out), "--until", "data", "--data-scale", "0.002",
-            "--eval-items", "1", "--quiet", "--sft-match-share", "0.5"]
-    assert main(argv) == 0
+    out = _data_part(tmp_path / "r", "--sft-match-share", "0.5")
     assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_match_share"] == 0.5
     und = out / "data" / "und"
     plain, sft = (und / "und.jsonl").read_text(), (und / "und_sft.jsonl").read_text()
@@ -153,10 +158,7 @@ def test_recipe_stage3_chats_get_counting_chats(tmp_path):
     from januspro.shapes.datasets import count_rows, match_rows
     from januspro.training.recipe import Recipe
 
-    out = tmp_path / "r"
-    argv = ["train", "recipe", "shapes", "--out", str(out), "--until", "data", "--data-scale", "0.002",
-            "--eval-items", "1", "--quiet", "--sft-count-chats", "5000"]
-    assert main(argv) == 0
+    out = _data_part(tmp_path / "r", "--sft-count-chats", "5000")
     assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_count_chats"] == 10
     und = out / "data" / "und"
     sft = (und / "und_sft.jsonl").read_text()
@@ -170,6 +172,15 @@ def test_recipe_stage3_chats_get_counting_chats(tmp_path):
     assert "10 counting chats" in model_card(state, 1, 1.0, [], "cpu", "arch")
     state["parts"]["data"]["sft_count_chats"] = 0
     assert "counting chats" not in model_card(state, 1, 1.0, [], "cpu", "arch")
+    # other settings on the same folder: Stage III's chats are written again before Stage III, the record follows
+    other = Recipe(out, progress=False, log=[].append, sft_count_chats=0, data_scale=0.002)
+    assert not other.sft_chats_current()
+    from januspro.checkpoint.files import CheckpointError
+
+    with pytest.raises(CheckpointError, match="stage2"):  # nothing before Stage III was trained here
+        other.run(only=["stage3"])
+    assert (und / "und_sft.jsonl").read_text() == plain and other.sft_chats_current()
+    assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_count_chats"] == 0
     assert Recipe(tmp_path / "tiny", sft_count_chats=1, data_scale=0.001).count_chats == 8
     assert Recipe(tmp_path / "off", sft_count_chats=0).count_chats == 0
     with pytest.raises(RecipeError, match="sft_count_chats"):

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..generation.image import ImageGenParams, generate_images
@@ -74,7 +74,7 @@ class Job:
             return None
         if isinstance(r, ChatRequest):
             return ("chat", p.temperature, p.top_k, p.top_p, p.max_new_tokens, p.repetition_penalty)
-        return ("image", p.cfg_weight, p.cfg_end, p.temperature, p.top_k, p.top_p, p.best_of, p.judge)
+        return ("image", replace(p, n=1))  # every sampling setting (seed is None here); n may differ
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -252,9 +252,7 @@ class Engine:
             rows = len(prompts)
             first = batch[0].request.params
             assert isinstance(first, ImageGenParams)
-            params = ImageGenParams(cfg_weight=first.cfg_weight, temperature=first.temperature, top_k=first.top_k,
-                                    top_p=first.top_p, n=1, cfg_end=first.cfg_end, best_of=first.best_of,
-                                    judge=first.judge)
+            params = replace(first, n=1)  # the batch's shared settings (its key), one image per row
             neg = negatives if any(x is not None for x in negatives) else None
             flat = [imgs[0] for imgs in generate_images(self.model, self.processor, prompts, params, neg, progress)]
             out, k = [], 0

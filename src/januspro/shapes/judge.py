@@ -18,6 +18,7 @@ from collections import Counter
 
 import numpy as np
 
+from ..generation.rerank import ASK_QUESTION
 from ..processing.chat import IMAGE_TAG
 from .detect import Detection
 from .language import _pick, count_question, group_phrase, mentions_held_out
@@ -36,8 +37,8 @@ from .world import (
     sample_scene,
 )
 
-MATCH_QUESTIONS = ("Does the image show {}?", "Is this a picture of {}?", "Does this picture match: {}?")
-JUDGE_QUESTION = MATCH_QUESTIONS[0]  # the phrasing best-of-K asks with
+JUDGE_QUESTION = ASK_QUESTION  # the phrasing best-of-K asks with (generation.rerank's "ask" judge)
+MATCH_QUESTIONS = (JUDGE_QUESTION, "Is this a picture of {}?", "Does this picture match: {}?")
 
 
 def truth(scene: Scene) -> list[Detection]:

@@ -222,10 +222,13 @@ class Recipe:
             else:
                 self.log(f"[recipe] {part} ...")
                 t0 = time.time()
-                if part == "stage3" and not self.sft_chats.is_file():
-                    # a run whose data part predates Stage III's own chats: written now (seconds)
+                if part == "stage3" and not self.sft_chats_current():
+                    # a run whose data part predates Stage III's own chats, or wrote them with other settings than
+                    # this recipe's: written now (seconds), and the data part's record says so
                     self.write_sft_chats()
-                    self.log(f"[recipe] wrote {self.sft_chats} (sft_match_share {self.sft_match_share})")
+                    if "data" in done:
+                        self._store("data", {**done["data"], **self.sft_chat_settings()})
+                    self.log(f"[recipe] wrote {self.sft_chats} ({self.sft_chat_settings()})")
                 extra = (self._train(part) if part in PARTS else getattr(self, f"part_{part}")()) or {}
                 self._record(part, time.time() - t0, extra)
                 self.log(f"[recipe] {part}: {time.time() - t0:.0f} s")
@@ -278,7 +281,7 @@ class Recipe:
         self.write_sft_chats()
         write_eval_suites(self.data / "eval", self.eval_items)
         return {"items": sizes, "style": asdict(style), "sft_caption_order": self.sft_caption_order,
-                "sft_match_share": self.sft_match_share, "sft_count_chats": self.count_chats}
+                **self.sft_chat_settings()}
 
     @property
     def sft_chats(self) -> Path:
@@ -300,6 +303,17 @@ class Recipe:
         tmp = self.sft_chats.with_suffix(".tmp")
         tmp.write_text("".join(match_rows(und / "und.jsonl", self.sft_match_share) + count_rows(und, self.count_chats)))
         tmp.replace(self.sft_chats)
+        self.sft_chats.with_suffix(".json").write_text(json.dumps(self.sft_chat_settings()))
+
+    def sft_chat_settings(self) -> dict[str, Any]:
+        """What Stage III's chats are made with (stamped beside them, recorded with the data part)."""
+        return {"sft_match_share": self.sft_match_share, "sft_count_chats": self.count_chats}
+
+    def sft_chats_current(self) -> bool:
+        """Were Stage III's chats written with this recipe's settings (their stamp, ``und_sft.json``)?"""
+        stamp = self.sft_chats.with_suffix(".json")
+        return (self.sft_chats.is_file() and stamp.is_file()
+                and json.loads(stamp.read_text()) == self.sft_chat_settings())
 
     def part_tokenizer(self) -> dict[str, Any]:
         from ..shapes.tokenizer import build_shapes_tokenizer
