@@ -2,12 +2,15 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from januspro.checkpoint import load_model, save_model
+from januspro.checkpoint import load_model, load_processor, save_model
 from januspro.cli import main
 from januspro.config import preset
+from januspro.generation.image import ImageGenParams, generate_images
 from januspro.models.janus import JanusModel
 
 
@@ -44,7 +47,6 @@ def tiny_ckpt(tmp_path_factory):
 
 
 def test_generate_writes_pngs_and_grid(tiny_ckpt, tmp_path, capsys):
-    from PIL import Image
 
     out = tmp_path / "gen"
     assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "3", "--seed", "1", "--cfg", "3",
@@ -79,10 +81,21 @@ def test_generate_writes_pngs_and_grid(tiny_ckpt, tmp_path, capsys):
         assert len(picked) == 2 and all(f.read_bytes() in candidates for f in picked)
     with pytest.raises(SystemExit):
         main(["generate", "x", "--best-of", "2", "--judge", "vote"])
+    # with a plan: the images of the library call, each image's plan printed
+    capsys.readouterr()
+    assert main(["generate", "a red circle", "--model", str(tiny_ckpt), "-n", "2", "--seed", "1", "--cfg", "3",
+                 "--plan", "--plan-temperature", "0", "--out", str(tmp_path / "plan")]) == 0
+    printed = [x for x in capsys.readouterr().out.split("\n") if ": plan: " in x]
+    plans: list[list[str]] = []
+    model = load_model(tiny_ckpt)
+    want = generate_images(model, load_processor(model), "a red circle",
+                           ImageGenParams(cfg_weight=3.0, n=2, seed=1, plan=True, plan_temperature=0.0), plans=plans)[0]
+    assert printed == [f"{i:03d}.png: plan: {p}" for i, p in enumerate(plans[0])]
+    for i, im in enumerate(want):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "plan" / f"{i:03d}.png")), np.asarray(im))
 
 
 def test_chat_prints_an_answer(tiny_ckpt, tmp_path, capsys):
-    from PIL import Image
 
     Image.new("RGB", (20, 10), (255, 0, 0)).save(tmp_path / "red.png")
     assert main(["chat", "What colour?", "--model", str(tiny_ckpt), "--image", str(tmp_path / "red.png"),

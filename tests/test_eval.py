@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from helpers import make_tiny_checkpoint
 from januspro.cli import main
@@ -45,6 +46,22 @@ def test_geneval_layout_resume_and_official_format(tiny, fixtures_dir, tmp_path,
             assert (tmp_path / "g1" / name).read_bytes() == (tmp_path / "g" / name).read_bytes()
     assert main(argv + ["--batch-size", "0"]) == 2
     assert "--batch-size must be >= 1" in capsys.readouterr().err
+    # a folder made with other settings is refused, not resumed (its samples would be mixed in as they are)
+    assert main(argv[:-1] + ["--cfg", "2", "--plan", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds samples made by another model or other settings" in err and "cfg_weight, plan" in err
+    # and so is the same folder for another model of the same architecture (retrained weights)
+    from januspro.checkpoint import load_model, load_processor
+    from januspro.eval.geneval import run_geneval
+    from januspro.eval.record import OutputFolderError
+    from januspro.generation.image import ImageGenParams
+
+    other = load_model(tiny)
+    with torch.no_grad():
+        other.lm_head.weight.mul_(2)
+    recipe = json.loads((tmp_path / "g" / "run.json").read_text())["recipe"]
+    with pytest.raises(OutputFolderError, match="weights_hash"):
+        run_geneval(other, load_processor(other), meta, tmp_path / "g", ImageGenParams(**recipe))
 
 
 def test_geneval_with_shapes_scorer(tiny, tmp_path, capsys):

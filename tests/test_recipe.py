@@ -24,7 +24,7 @@ def toy_sets() -> list[str]:
 def test_recipe_end_to_end_toy(tmp_path, capsys):
     out = tmp_path / "recipe"
     argv = ["train", "recipe", "shapes", "--out", str(out), "--data-scale", "0.002", "--eval-items", "1", "--quiet",
-            "--eval-best-of", "2"]
+            "--eval-best-of", "2", "--sft-plan-share", "0.5"]
     for s in toy_sets():
         argv += ["--set", s]
     assert main(argv) == 0
@@ -36,13 +36,22 @@ def test_recipe_end_to_end_toy(tmp_path, capsys):
     assert set(ev["geneval"]["per_tag"]) == {"single_object", "two_object", "counting", "colors", "position",
                                              "color_attr"}
     assert set(ev["pope"]) == {"random", "popular", "adversarial"} and 0 <= ev["vqa"]["accuracy"] <= 1
-    assert set(ev["targets"]) >= {"geneval_overall>=0.75", "pope_f1>=0.90_all_splits", "vqa>=0.85"}
+    assert set(ev["targets"]) >= {"geneval_overall>=0.75", "pope_f1>=0.90_all_splits", "vqa>=0.85",
+                                  "geneval_plan_overall>=0.75", "geneval_plan_every_category>=0.50"}
     best = ev["geneval_best_of"]
     assert best["best_of"] == 2 and best["judge"] == "ask" and set(best["per_tag"]) == set(ev["geneval"]["per_tag"])
     assert state["parts"]["data"]["sft_match_share"] == 0.5
     pkg = out / "janus-pro-shapes"
     card = (pkg / "README.md").read_text()
     assert "| all, best of 2 |" in card and "--best-of 2 --judge ask" in card
+    # trained with plans: also scored drawing after its own greedy plan, alone and as the best of 2
+    for key, best_of in (("geneval_plan", 1), ("geneval_plan_best_of", 2)):
+        assert ev[key]["plan"] and ev[key]["best_of"] == best_of and ev[key]["plan_temperature"] == 0.0
+        assert set(ev[key]["per_tag"]) == set(ev["geneval"]["per_tag"])
+    assert "| all, plan |" in card and "| all, plan, best of 2 |" in card
+    assert "`januspro generate --plan --best-of 2 --judge ask`" in card
+    assert "0% of Stage II's and 50% of Stage III's text-to-image pairs first write the scene's drawing plan" in card
+    assert set(json.loads((pkg / "scores.json").read_text())["full"]) >= {"geneval_plan", "geneval_plan_best_of"}
     assert "open with 'Does the image show <prompt>?'" in card
     assert "## Recipe and wall time" in card and "shapes-GenEval" in card and "plots/stage2.png" in card
     assert "| stage3 | 2 | 0.0002, linear cool-down over the last 1 to x0.05 |" in card  # the run's schedule
@@ -145,7 +154,7 @@ def test_recipe_stage3_chats_open_with_judge_turns(tmp_path):
 
     with pytest.raises(CheckpointError, match="stage2"):  # nothing before Stage III was trained here
         old.run(only=["stage3"])
-    assert (und / "und_sft.jsonl").read_text() == sft and any("und_sft.jsonl" in x for x in logs)
+    assert (und / "und_sft.jsonl").read_text() == sft and any("wrote the data of Stages II-III" in x for x in logs)
     with pytest.raises(RecipeError, match="sft_match_share"):
         Recipe(tmp_path / "bad", sft_match_share=1.5)
     with pytest.raises(ValueError, match="match share"):
@@ -174,12 +183,12 @@ def test_recipe_stage3_chats_get_counting_chats(tmp_path):
     assert "counting chats" not in model_card(state, 1, 1.0, [], "cpu", "arch")
     # other settings on the same folder: Stage III's chats are written again before Stage III, the record follows
     other = Recipe(out, progress=False, log=[].append, sft_count_chats=0, data_scale=0.002)
-    assert not other.sft_chats_current()
+    assert not other.stage_data_current()
     from januspro.checkpoint.files import CheckpointError
 
     with pytest.raises(CheckpointError, match="stage2"):  # nothing before Stage III was trained here
         other.run(only=["stage3"])
-    assert (und / "und_sft.jsonl").read_text() == plain and other.sft_chats_current()
+    assert (und / "und_sft.jsonl").read_text() == plain and other.stage_data_current()
     assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_count_chats"] == 0
     assert Recipe(tmp_path / "tiny", sft_count_chats=1, data_scale=0.001).count_chats == 8
     assert Recipe(tmp_path / "off", sft_count_chats=0).count_chats == 0
@@ -187,8 +196,46 @@ def test_recipe_stage3_chats_get_counting_chats(tmp_path):
         Recipe(tmp_path / "bad", sft_count_chats=-1)
 
 
+def test_recipe_stage_pairs_get_drawing_plans(tmp_path):
+    """--sft-plan-share F / --plan-share F: that share of Stage III's clean text-to-image pairs (Stage II's pairs,
+    t2i_stage2.jsonl) carry their scene's drawing plan (plan_rows); t2i.jsonl, which the VQ and SigLIP read, never
+    does; the data record says so, and other settings on the same folder write the pairs again before Stage II."""
+    from januspro.shapes.datasets import clean_t2i_rows, plan_rows
+    from januspro.shapes.language import layout_plan
+    from januspro.shapes.world import Scene
+    from januspro.training.recipe import Recipe
+
+    out = _data_part(tmp_path / "r", "--sft-plan-share", "0.5", "--plan-share", "0.25")
+    data = json.loads((out / "recipe.json").read_text())["parts"]["data"]
+    assert data["sft_plan_share"] == 0.5 and data["plan_share"] == 0.25
+    t2i = out / "data" / "t2i"
+    lines = (t2i / "t2i.jsonl").read_text().splitlines(keepends=True)
+    assert not any("plan" in json.loads(x) for x in lines)
+    assert (t2i / "t2i_stage2.jsonl").read_text() == "".join(plan_rows(lines, 0.25, seed=1))
+    for name in ("t2i_synthetic.jsonl", "t2i_stage2.jsonl"):
+        rows = [json.loads(x) for x in (t2i / name).read_text().splitlines()]
+        planned = [r for r in rows if "plan" in r]
+        assert 0 < len(planned) < len(rows)
+        assert all(r["plan"] == layout_plan(Scene.from_dict(r["scene"])) for r in planned)
+    other = Recipe(out, progress=False, log=[].append, plan_share=0.0, sft_plan_share=0.0, data_scale=0.002)
+    assert not other.stage_data_current()
+    from januspro.checkpoint.files import CheckpointError
+
+    with pytest.raises(CheckpointError, match="stage1"):  # nothing before Stage II was trained here
+        other.run(only=["stage2"])
+    clean = clean_t2i_rows(t2i / "t2i.jsonl", 0, other.sft_style())
+    assert (t2i / "t2i_synthetic.jsonl").read_text() == "".join(plan_rows(clean, 0.0)) == "".join(clean)
+    assert (t2i / "t2i_stage2.jsonl").read_text() == "".join(lines) and other.stage_data_current()
+    data = json.loads((out / "recipe.json").read_text())["parts"]["data"]
+    assert data["sft_plan_share"] == 0.0 and data["plan_share"] == 0.0
+    with pytest.raises(RecipeError, match="sft_plan_share"):
+        Recipe(tmp_path / "bad", sft_plan_share=1.2)
+    with pytest.raises(RecipeError, match="plan_share"):
+        Recipe(tmp_path / "bad", plan_share=-0.1)
+
+
 def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
-    from januspro.shapes.datasets import DataStyle, t2i_rows
+    from januspro.shapes.datasets import DataStyle, plan_rows, t2i_rows
 
     out = tmp_path / "r"
     argv = ["train", "recipe", "shapes", "--out", str(out), "--until", "data", "--data-scale", "0.0005",
@@ -201,7 +248,7 @@ def test_recipe_cli_caption_order_sets_stage2_and_stage3_captions(tmp_path):
     assert rows == t2i_rows(t2i, 0, DataStyle(caption_order="raster"))  # every caption in raster order
     mixed = t2i_rows(t2i, 0, DataStyle(caption_order="mixed"), ("synthetic",))
     assert mixed != t2i_rows(t2i, 0, variants=("synthetic",))  # the two orders differ on these scenes
-    assert (out / "data" / "t2i" / "t2i_synthetic.jsonl").read_text() == "".join(mixed)
+    assert (out / "data" / "t2i" / "t2i_synthetic.jsonl").read_text() == "".join(plan_rows(mixed, 0.5))
 
 
 @pytest.mark.parametrize("flag,field", [("--kind-balance", "kind_balance"), ("--hard-negatives", "hard_negatives"),

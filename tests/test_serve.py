@@ -128,7 +128,8 @@ def test_images_generation(client, tiny):
     want = generate_images(*tiny, "a red circle", ImageGenParams(cfg_weight=3, n=2, seed=3))[0]
     assert [im.tobytes() for im in imgs] == [im.convert("RGB").tobytes() for im in want]
     # a guidance schedule reaches the sampler, and best-of-K its judge
-    for extra in ({"cfg_end": 1}, {"best_of": 3}, {"best_of": 2, "judge": "ask"}):
+    for extra in ({"cfg_end": 1}, {"best_of": 3}, {"best_of": 2, "judge": "ask"},
+                  {"plan": True, "plan_temperature": 0.5}):
         r = client.post("/v1/images/generations", json={"prompt": "a red circle", "n": 1, "seed": 3, "cfg_weight": 3,
                                                         **extra})
         assert r.status_code == 200, r.text
@@ -146,6 +147,7 @@ def test_images_generation(client, tiny):
     ({"prompt": "x", "best_of": 0}, 400, None),
     ({"prompt": "x", "best_of": 9}, 400, None),
     ({"prompt": "x", "judge": "vote"}, 400, None),
+    ({"prompt": "x", "plan": True, "plan_temperature": -1}, 400, None),
     ({"prompt": ""}, 400, None),
     ({"n": 1}, 400, None),
     ({"prompt": "word " * 2000}, 400, "context_length_exceeded"),

@@ -55,12 +55,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from .generation.image import ImageGenParams, generate_images
+    from .generation.image import generate_images
     from .processing.image import contact_sheet
 
-    params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            n=args.n, seed=args.seed, compile=args.compile, cfg_end=args.cfg_end,
-                            best_of=args.best_of, judge=args.judge)
+    params = _image_params(args, args.n, args.seed)
     model, proc = _load(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +67,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     def progress(i: int, total: int) -> None:
         bar.update(i - bar.n)
 
-    images = generate_images(model, proc, args.prompt, params, args.negative_prompt, progress)
+    plans: list[list[str]] = []
+    images = generate_images(model, proc, args.prompt, params, args.negative_prompt, progress, plans=plans)
     bar.close()
     flat = []
     for k, per_prompt in enumerate(images):
@@ -77,9 +76,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             name = f"{i:03d}.png" if len(images) == 1 else f"p{k:02d}_{i:03d}.png"
             im.save(out / name)
             flat.append(im)
+            if plans:
+                print(f"{name}: plan: {plans[k][i]}")
     contact_sheet(flat, cols=args.n if len(images) > 1 else None).save(out / "grid.png")
     print(f"wrote {len(flat)} image(s) and grid.png to {out}")
     return 0
+
+
+def _image_params(args: argparse.Namespace, n: int, seed: int | None):
+    """The image sampling settings of ``_add_image_sampling_args``' options."""
+    from .generation.image import ImageGenParams
+
+    return ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          n=n, seed=seed, compile=args.compile, cfg_end=args.cfg_end, best_of=args.best_of,
+                          judge=args.judge, plan=args.plan, plan_temperature=args.plan_temperature)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -190,6 +200,12 @@ def _recipe_parser() -> argparse.ArgumentParser:
                         "shape (beside 0-2 others), 'Does the image show <n> <shape>s?' and 'How many <shape>s are "
                         "there?', which teaches the 'ask' judge to count; scaled by --data-scale (default: "
                         "%(default)s)")
+    p.add_argument("--plan-share", type=float, default=Recipe.plan_share,
+                   help="the same for Stage II's text-to-image pairs, clean and noisy (default: %(default)s)")
+    p.add_argument("--sft-plan-share", type=float, default=Recipe.sft_plan_share,
+                   help="share of Stage III's text-to-image pairs that first write the scene's drawing plan (each "
+                        "object's colour, shape and grid cell) and then the image, which lets 'januspro generate "
+                        "--plan' plan before drawing (default: %(default)s)")
     p.add_argument("--kind-balance", type=float, default=Recipe.default_style().kind_balance,
                    help="share of the understanding chats whose questions are drawn kind by kind, every question "
                         "kind a scene offers equally likely, instead of uniformly over its questions (~40%% counts, "
@@ -232,7 +248,9 @@ def _cmd_recipe(argv: list[str]) -> int:
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
                     eval_items=args.eval_items, progress=not args.quiet, style=style,
                     sft_caption_order=args.sft_caption_order, sft_match_share=args.sft_match_share,
-                    sft_count_chats=args.sft_count_chats, eval_best_of=args.eval_best_of)
+                    sft_count_chats=args.sft_count_chats, sft_plan_share=args.sft_plan_share,
+                    plan_share=args.plan_share,
+                    eval_best_of=args.eval_best_of)
     state = recipe.run(until=args.until, only=args.only or None)
     total = sum(p["seconds"] for p in state["parts"].values())
     print(f"recipe parts done: {', '.join(state['parts'])} ({total / 60:.1f} min in all); see {args.out}/recipe.json")
@@ -299,13 +317,10 @@ def _progress(desc: str, unit: str, quiet: bool):
 
 def _cmd_eval_geneval(args: argparse.Namespace) -> int:
     from .eval.geneval import run_geneval
-    from .generation.image import ImageGenParams
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            n=args.n, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end,
-                            best_of=args.best_of, judge=args.judge)
+    params = _image_params(args, args.n, args.seed or 0)
     model, proc = _load(args)
     bar, progress = _progress("geneval", "prompt", args.quiet)
     results = run_geneval(model, proc, args.data, args.out, params, args.scorer, progress, args.batch_size)
@@ -369,13 +384,10 @@ def _cmd_eval_understanding(args: argparse.Namespace) -> int:
 
 def _cmd_eval_dpg(args: argparse.Namespace) -> int:
     from .eval.dpg import run_dpg
-    from .generation.image import ImageGenParams
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    params = ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                            n=4, seed=args.seed or 0, compile=args.compile, cfg_end=args.cfg_end,
-                            best_of=args.best_of, judge=args.judge)
+    params = _image_params(args, 4, args.seed or 0)
     model, proc = _load(args)
     bar, progress = _progress("dpg", "prompt", args.quiet)
     res = run_dpg(model, proc, args.data, args.out, params, args.limit, progress, args.batch_size)
@@ -429,6 +441,13 @@ def _add_image_sampling_args(p: argparse.ArgumentParser, with_n: bool = True) ->
                    help="how --best-of judges a candidate: 'describe' scores how likely the model describes it with "
                         "the prompt; 'ask' asks it 'Does the image show <prompt>?' and scores log p(yes) - "
                         "log p(no), for models trained on such questions (default: describe)")
+    p.add_argument("--plan", action="store_true",
+                   help="let the model first write a drawing plan after the prompt (for janus-pro-shapes: each "
+                        "object's colour, shape and grid cell) and then draw it; for models trained with plans "
+                        "(generate prints each image's plan)")
+    p.add_argument("--plan-temperature", type=float, default=0.0,
+                   help="sampling temperature of the plan's text; 0 is greedy: the same plan for every image of a "
+                        "prompt (default: 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:

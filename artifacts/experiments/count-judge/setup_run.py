@@ -3,15 +3,16 @@
     python artifacts/experiments/count-judge/setup_run.py RUN OUT N   (repo root)
     januspro train recipe shapes --out OUT --sft-count-chats N [--vq FILE as RUN had it]
 
-OUT gets links to RUN's part folders (tokenizer ... stage2) and to RUN's data folders but ``und``, which it
-writes itself: RUN's ``und.jsonl`` with absolute image paths (same chats), then, through the recipe's own
-``Recipe.write_sft_chats`` with ``sft_count_chats=N``, Stage III's chats (judge turns at the recipe's share and N
+OUT gets links to RUN's part folders (tokenizer ... stage2) and to RUN's data folders but ``t2i`` (RUN's images
+and pairs linked, Stage III's pairs written here by the recipe) and ``und``, which it writes itself: RUN's ``und.jsonl`` with absolute image paths (same chats), then, through the recipe's own
+``Recipe.write_stage_data`` with ``sft_count_chats=N``, Stage III's chats (judge turns at the recipe's share and N
 counting chats, their images in OUT/data/und/images). OUT/recipe.json holds RUN's records up to Stage II and the
 data record with ``sft_count_chats``. The recipe command then trains Stage III, evaluates and packages, exactly as
 a whole run with ``--sft-count-chats N`` would from RUN's Stage II model.
 """
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,10 +28,18 @@ for name in shared:
         out.mkdir(parents=True, exist_ok=True)
         os.symlink((run / name).resolve(), out / name)
 data = out / "data"
-for task in ("t2i", "text", "classname", "eval"):
+for task in ("text", "classname", "eval"):
     (data / task).parent.mkdir(parents=True, exist_ok=True)
     if not (data / task).exists():
         os.symlink((run / "data" / task).resolve(), data / task)
+# t2i: RUN's images and pairs linked; Stage III's pairs are written here (the recipe writes them with its chats)
+t2i_src = (run / "data" / "t2i").resolve()
+(data / "t2i").mkdir(exist_ok=True)
+for name in ("images", "t2i.jsonl", "style.json"):
+    if not (data / "t2i" / name).exists():
+        os.symlink(t2i_src / name, data / "t2i" / name)
+for cache in t2i_src.glob("t2i_synthetic.codes-*.npy"):  # the same images in the same order
+    shutil.copy(cache, data / "t2i" / cache.name)
 src = (run / "data" / "und").resolve()
 und = data / "und"
 und.mkdir(parents=True, exist_ok=True)
@@ -40,7 +49,7 @@ with open(und / "und.jsonl", "w") as f:
         row["images"] = [str(src / p) for p in row["images"]]
         f.write(json.dumps(row) + "\n")
 recipe = Recipe(out, progress=False, sft_count_chats=n)
-recipe.write_sft_chats()
+recipe.write_stage_data()
 records = {k: v for k, v in parts.items() if k in ("data", *shared)}
 records["data"] = {**parts["data"], "sft_count_chats": recipe.count_chats,
                    "note": f"{run.name}'s data; Stage III's chats written by setup_run.py with {n} counting chats"}

@@ -22,8 +22,8 @@ from .. import __version__
 from ..generation.image import ImageGenParams
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
-from .geneval import config_hash, hardware, seeded_batches
-from .record import write_results
+from .geneval import config_hash, hardware, sample_stamp, seeded_batches
+from .record import claim_output, write_results
 
 
 def read_prompts(folder: str | Path) -> list[tuple[str, str]]:
@@ -65,6 +65,7 @@ def run_dpg(model: JanusModel, processor: JanusProcessor, prompts: str | Path, o
     items = read_prompts(prompts)[:limit]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    claim_output(out, sample_stamp(model, params))
     todo = [(i, text, name) for i, (name, text) in enumerate(items) if not (out / f"{name}.png").is_file()]
     t0 = time.time()
     for name, images in seeded_batches(model, processor, todo, params, batch_size, progress):

@@ -2,7 +2,8 @@
 
 Layout written (what the official scorer reads): ``OUT/<index:05d>/metadata.jsonl`` (the input line, verbatim)
 and ``OUT/<index:05d>/samples/<NNNN>.png``. A prompt whose samples all exist is skipped, so an interrupted
-run picks up where it stopped. The sampling recipe, model and environment go to ``OUT/results.json``; with
+run picks up where it stopped (``OUT/run.json`` records the sampling recipe and the model, and a folder made with
+others is refused). The sampling recipe, model and environment go to ``OUT/results.json``; with
 the shapes scorer, the scores too.
 """
 
@@ -24,7 +25,7 @@ from ..jsonl import read_jsonl
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
 from ..system import cpu_name
-from .record import write_results
+from .record import claim_output, write_results
 
 
 def read_metadata(path: str | Path) -> list[tuple[str, dict]]:
@@ -37,6 +38,22 @@ def read_metadata(path: str | Path) -> list[tuple[str, dict]]:
 
 def config_hash(model: JanusModel) -> str:
     return hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def weights_hash(model: JanusModel) -> str:
+    """A fingerprint of the weights (the first values of every tensor): tells a retrained model from its
+    predecessor of the same architecture."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().flatten()[:64].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def sample_stamp(model: JanusModel, params: ImageGenParams) -> dict:
+    """What makes an image benchmark's samples: the sampling recipe (all but ``compile``) and the model."""
+    return {"recipe": {k: v for k, v in dataclasses.asdict(params).items() if k != "compile"},
+            "config_hash": config_hash(model), "weights_hash": weights_hash(model)}
 
 
 def hardware() -> str:
@@ -80,6 +97,7 @@ def run_geneval(model: JanusModel, processor: JanusProcessor, metadata: str | Pa
     items = read_metadata(metadata)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    claim_output(out, sample_stamp(model, params))
     todo = []
     for idx, (line, meta) in enumerate(items):
         sub = out / f"{idx:05d}"

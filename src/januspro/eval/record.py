@@ -32,3 +32,26 @@ def markdown(results: dict) -> str:
 def write_results(out: Path, results: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown(results))
+
+
+class OutputFolderError(ValueError):
+    """An output folder holds samples made by another model or other settings."""
+
+
+def claim_output(out: Path, stamp: dict) -> None:
+    """Resume only what the same run started: ``OUT/run.json`` records what makes the samples (``stamp``: the
+    sampling recipe and the model); a folder whose record differs is refused, so samples of other settings or of
+    another model are never mixed in."""
+    path = out / "run.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != stamp:
+            diff = [k for k in sorted(set(old) | set(stamp)) if old.get(k) != stamp.get(k)]
+            if "recipe" in diff:
+                a, b = old.get("recipe") or {}, stamp.get("recipe") or {}
+                diff = [d for d in diff if d != "recipe"] + [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            raise OutputFolderError(f"{out} holds samples made by another model or other settings ({', '.join(diff)} "
+                                    "differ); resume a run only with its own settings, or choose another output "
+                                    "folder (or delete this one)")
+        return
+    path.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")

@@ -48,6 +48,10 @@ class ImageGenParams:
     # how the candidates are judged: "describe" (log p(prompt | image, "Describe the image.")) or "ask"
     # (log p(yes) - log p(no) to "Does the image show <prompt>?")
     judge: str = "describe"
+    # the model first writes a drawing plan after the prompt, sampled at plan_temperature (0: greedy), then draws
+    # from prompt + plan (plan.py; for models trained with plans, such as janus-pro-shapes); one plan per image
+    plan: bool = False
+    plan_temperature: float = 0.0
 
     def __post_init__(self) -> None:
         if self.cfg_weight < 0:
@@ -61,6 +65,8 @@ class ImageGenParams:
         if self.judge not in JUDGES:
             raise ValueError(f"judge must be one of {JUDGES}, got {self.judge!r}")
         SamplingParams(self.temperature, self.top_k, self.top_p)  # validates
+        if self.plan_temperature < 0:
+            raise ValueError(f"plan_temperature must be >= 0, got {self.plan_temperature}")
 
     @property
     def sampling(self) -> SamplingParams:
@@ -203,8 +209,8 @@ def decode_codes(model: JanusModel, codes: torch.Tensor, chunk: int = 8) -> list
 
 def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str | Sequence[str],
                     params: ImageGenParams | None = None, negative_prompt: str | Sequence[str | None] | None = None,
-                    progress: ProgressFn | None = None, seeds: Sequence[int] | None = None
-                    ) -> list[list[Image.Image]]:
+                    progress: ProgressFn | None = None, seeds: Sequence[int] | None = None,
+                    plans: list[list[str]] | None = None) -> list[list[Image.Image]]:
     """Generate ``params.n`` images for each prompt; returns one list of PIL images per prompt.
 
     ``negative_prompt`` replaces the unconditional text (one for all prompts, or one per prompt).
@@ -214,6 +220,8 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
     With ``params.best_of`` = K > 1, each prompt's ``n * K`` candidates are drawn as one call with ``n * K``
     images would draw them, and image ``j`` is the best of candidates ``j*K .. j*K+K-1`` by
     :func:`~januspro.generation.rerank.judge_scores` with ``params.judge``.
+    With ``params.plan``, every image (every candidate) is drawn after its own plan (:mod:`.plan`); a list
+    passed as ``plans`` receives, per prompt, the plans of the images returned.
     """
     params = params or ImageGenParams()
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -222,6 +230,7 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
     if seeds is not None and len(seeds) != len(prompt_list):
         raise ValueError(f"{len(seeds)} seeds for {len(prompt_list)} prompts")
     cond = [processor.encode_generation_prompt(p) for p in prompt_list]
+    negated = [False] * len(cond)  # which prompts have a negative prompt as their unconditional row
     if negative_prompt is None:
         uncond = [unconditional_ids(c, processor.tokenizer.pad_id) for c in cond]
     else:
@@ -231,15 +240,47 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
         # None in the list: that prompt keeps the official unconditional row
         uncond = [unconditional_ids(c, processor.tokenizer.pad_id) if p is None else processor.encode_generation_prompt(p)
                   for c, p in zip(cond, negs, strict=True)]
+        negated = [p is not None for p in negs]
     device = model.lm_head.weight.device
     gen = (make_generator(params.seed, device) if seeds is None
            else [make_generator(int(s), device) for s in seeds])
     k = params.best_of
     draw = params if k == 1 else replace(params, n=params.n * k, best_of=1)
+    texts: list[str] = []
+    if params.plan:  # one row per image, each prompt followed by its own plan
+        cond, uncond, gen, texts = _planned_rows(model, processor, cond, uncond, negated, draw, gen)
+        draw = replace(draw, n=1)
     codes = generate_codes(model, cond, uncond, draw, processor.tokenizer.pad_id, gen, progress)
     images = decode_codes(model, codes)
+    per_prompt = params.n * k
     if k > 1:
-        per_image = [p for p in prompt_list for _ in range(draw.n)]
+        per_image = [p for p in prompt_list for _ in range(per_prompt)]
         scores = judge_scores(model, processor, images, per_image, params.judge)
-        images = [images[i] for i in pick_best(scores, k).tolist()]
+        best = pick_best(scores, k).tolist()
+        images = [images[i] for i in best]
+        texts = [texts[i] for i in best] if texts else texts
+    if plans is not None and texts:
+        plans += [texts[i * params.n:(i + 1) * params.n] for i in range(len(prompt_list))]
     return [images[i * params.n:(i + 1) * params.n] for i in range(len(prompt_list))]
+
+
+def _planned_rows(model: JanusModel, processor: JanusProcessor, cond: list[list[int]], uncond: list[list[int]],
+                  negated: list[bool], draw: ImageGenParams,
+                  gen: torch.Generator | list[torch.Generator | None] | None
+                  ) -> tuple[list[list[int]], list[list[int]], torch.Generator | list[torch.Generator | None] | None,
+                             list[str]]:
+    """Every image's row: its prompt, the plan the model writes after it, ``<begin_of_image>``; the matching
+    unconditional rows (the padded row, or the negative prompt); the generators per row (a prompt's own, when
+    each prompt has one) and the plans as text."""
+    from .plan import write_plans
+
+    tok = processor.tokenizer
+    m = draw.n
+    heads = [c[:-1] for c in cond for _ in range(m)]
+    row_gen = gen if gen is None or isinstance(gen, torch.Generator) else [g for g in gen for _ in range(m)]
+    specials = (tok.bos_id, tok.pad_id, tok.image_id, tok.image_end_id)
+    ids = write_plans(model, heads, tok.image_start_id, (tok.eos_id,), specials, tok.pad_id,
+                      draw.plan_temperature, row_gen)
+    rows = [h + p + [tok.image_start_id] for h, p in zip(heads, ids, strict=True)]
+    un = [uncond[j // m] if negated[j // m] else unconditional_ids(r, tok.pad_id) for j, r in enumerate(rows)]
+    return rows, un, row_gen, [processor.decode(p).strip() for p in ids]

@@ -90,6 +90,8 @@ class ImageBody(_Body):
     top_p: float = Field(default=1.0, gt=0, le=1)
     best_of: int = Field(default=1, ge=1, le=8)  # candidates per image, judged by the model's understanding path
     judge: Literal[JUDGES] = "describe"  # how best_of judges them (generation/rerank.py)
+    plan: bool = False  # the model writes a drawing plan before each image (generation/plan.py)
+    plan_temperature: float = Field(default=0.0, ge=0)
     seed: int | None = None
     negative_prompt: str | None = None
 
@@ -422,7 +424,8 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
         try:
             params = ImageGenParams(cfg_weight=body.cfg_weight, temperature=body.temperature, top_k=body.top_k,
                                     top_p=body.top_p, n=body.n, seed=body.seed, cfg_end=body.cfg_end,
-                                    best_of=body.best_of, judge=body.judge)
+                                    best_of=body.best_of, judge=body.judge, plan=body.plan,
+                                    plan_temperature=body.plan_temperature)
             processor.encode_generation_prompt(body.prompt)
             if body.negative_prompt is not None:
                 processor.encode_generation_prompt(body.negative_prompt)

@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..processing.chat import IMAGE_TAG
 from .judge import count_chat, match_question
-from .language import ORDERS, caption, conversation, noisy_caption, text_line
+from .language import ORDERS, caption, conversation, layout_plan, noisy_caption, text_line
 from .render import render
 from .suites import POPE_SPLITS, geneval_suite, pope_questions, scene_for_metadata, write_jsonl
 from .world import COLORS, HELD_OUT, SHAPES, Scene, SceneSpec, sample_scene
@@ -301,6 +301,23 @@ def t2i_rows(jsonl: str | Path, seed: int = 0, style: DataStyle | None = None,
 def clean_t2i_rows(jsonl: str | Path, seed: int = 0, style: DataStyle | None = None) -> list[str]:
     """The clean ("synthetic") lines of a ``t2i.jsonl`` (see :func:`t2i_rows`)."""
     return t2i_rows(jsonl, seed, style, ("synthetic",))
+
+
+def plan_rows(lines: list[str], share: float, seed: int = 0) -> list[str]:
+    """Text-to-image lines, a share ``share`` of them given the scene's drawing plan (``"plan"``,
+    :func:`~januspro.shapes.language.layout_plan`); one generator seeded with ``seed`` draws, line by line,
+    which. Share 0 gives the lines unchanged."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"plan share must be in [0, 1], got {share}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for line in lines:
+        if share > 0 and rng.random() < share:
+            row = json.loads(line)
+            row["plan"] = layout_plan(Scene.from_dict(row["scene"]))
+            line = json.dumps(row) + "\n"
+        out.append(line)
+    return out
 
 
 def match_rows(jsonl: str | Path, share: float, seed: int = 0) -> list[str]:

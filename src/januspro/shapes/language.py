@@ -10,7 +10,19 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .world import COLORS, HELD_OUT, RELATIONS, SHAPES, HeldOut, Obj, Scene, number_word, plural, relations
+from .world import (
+    COLORS,
+    GRID,
+    HELD_OUT,
+    RELATIONS,
+    SHAPES,
+    HeldOut,
+    Obj,
+    Scene,
+    number_word,
+    plural,
+    relations,
+)
 
 REL_PHRASES = {
     "left of": ("left of", "to the left of", "on the left of"),
@@ -160,6 +172,20 @@ def noisy_caption(scene: Scene, rng: np.random.Generator, order: str = "mixed") 
         wrong = _pick(rng, [c for c in COLORS if c != o.color and not HELD_OUT.pair_held(c, o.shape)])
         objs[k] = Obj(o.shape, wrong, o.size, o.cx, o.cy)
     return caption(Scene(tuple(objs)), rng, dense=rng.random() < 0.3, order=order)
+
+
+def cell_of(o: Obj) -> tuple[int, int]:
+    """(row, column) of the grid cell that holds the object's centre, 0 to GRID - 1 from the top left."""
+    return min(GRID - 1, max(0, int(o.cy * GRID))), min(GRID - 1, max(0, int(o.cx * GRID)))
+
+
+def layout_plan(scene: Scene) -> str:
+    """The scene as a drawing plan: "red circle 0 2, blue square 1 1": each object's colour, shape and grid cell
+    (row, then column, 0-2 from the top left), cell by cell in the order the image codes reach them (row by
+    row). A text-to-image record may carry it as ``plan``: the model learns to write it after the prompt and
+    to draw what it wrote (generation's ``plan`` option)."""
+    objs = sorted(scene.objects, key=cell_of)
+    return ", ".join(f"{o.color} {o.shape} {r} {c}" for o in objs for r, c in [cell_of(o)])
 
 
 # ----------------------------------------------------------------------------- questions and answers

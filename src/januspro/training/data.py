@@ -139,11 +139,18 @@ class SampleBuilder:
         return out_i, out_t, out_k, n
 
     # ------------------------------------------------------------------ text-to-image
-    def t2i(self, prompt: str, codes: list[int], drop_prompt: bool) -> Sample:
+    def t2i(self, prompt: str, codes: list[int], drop_prompt: bool, plan: str | None = None) -> Sample:
+        """The prompt, then ``<begin_of_image>`` and the image codes (the targets). With a ``plan``, the
+        assistant first writes the plan (text targets, ``<begin_of_image>`` closing it); a dropped prompt pads
+        the plan too, as the unconditional row of guidance pads everything between BOS and ``<begin_of_image>``."""
         from ..processing.chat import generation_prompt
 
         tok = self.tok
-        head = tok.encode(generation_prompt(prompt, self.template.name)) + [tok.image_start_id]
+        head = tok.encode(generation_prompt(prompt, self.template.name))
+        n_prompt = len(head)
+        if plan:
+            head += tok.encode(" " + plan.strip(), add_bos=False)
+        head += [tok.image_start_id]
         if drop_prompt:
             head = [head[0]] + [tok.pad_id] * (len(head) - 2) + [head[-1]]
         n = len(codes)
@@ -151,6 +158,10 @@ class SampleBuilder:
         gen = [-1] * len(head) + list(codes)
         targets = [IGNORE] * len(ids)
         kinds = [TARGET_NONE] * len(ids)
+        if plan and not drop_prompt:  # the output before each plan token (and <begin_of_image>) predicts it
+            for pos in range(n_prompt - 1, len(head) - 1):
+                targets[pos] = head[pos + 1]
+                kinds[pos] = TARGET_TEXT
         for j in range(n):  # output at <begin_of_image> predicts c1, at c_j predicts c_{j+1}
             pos = len(head) - 1 + j
             targets[pos] = codes[j]

@@ -85,7 +85,7 @@ PARTS: dict[str, dict[str, str]] = {
                "stage.name": "stage1", "optim.lr": "1e-3", "optim.warmup_steps": "50", "train.steps": "200",
                "train.batch_size": "64", "train.save_every": "100", "train.dtype": "auto"},
     "stage2": {"model.init": "{out}/stage1/model", "data.und": "{data}/und/und.jsonl",
-               "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i.jsonl", "data.ratio": "[2,3,5]",
+               "data.text": "{data}/text/text.jsonl", "data.t2i": "{data}/t2i/t2i_stage2.jsonl", "data.ratio": "[2,3,5]",
                "data.pack_length": "256", "stage.name": "stage2", "optim.lr": "5e-4", "optim.warmup_steps": "100",
                "train.steps": "2400", "train.batch_size": "64", "train.save_every": "100", "train.dtype": "auto"},
     "stage3": {"model.init": "{out}/stage2/model", "model.vision": "{out}/siglip_sft/model",
@@ -106,6 +106,12 @@ PARTS["siglip_sft"] = {**PARTS["siglip"], "stage.dense_weight": "4"}
 
 class RecipeError(ValueError):
     """A recipe that cannot run as asked."""
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 @dataclass
@@ -136,6 +142,15 @@ class Recipe:
     # its best of 8 0.580 -> 0.592 (recipe eval 0.571 -> 0.601), POPE F1 -0.01/-0.03/-0.00, VQA -0.01
     # (artifacts/experiments/count-judge/)
     sft_count_chats: int = 8000
+    # share of Stage III's text-to-image pairs whose assistant turn first writes the scene's drawing plan ("red circle
+    # 0 2, blue square 1 1": colour, shape, grid cell; shapes.language.layout_plan) and then the image codes, so that
+    # generation with ImageGenParams(plan=True) can plan before drawing (generation/plan.py)
+    sft_plan_share: float = 0.5
+    # the same for Stage II's text-to-image pairs (clean and noisy alike; t2i_stage2.jsonl). Against the same Stages
+    # II-III without plans (run s34-count -> s35-plan2), shapes-GenEval 0.443 -> 0.625 plain and 0.771 drawn after the
+    # model's own greedy plan; plans in Stage III alone (run s35-plan): 0.443 plain, 0.576 planned
+    # (artifacts/experiments/plan/)
+    plan_share: float = 0.5
 
     def __post_init__(self) -> None:
         try:
@@ -144,6 +159,9 @@ class Recipe:
             raise RecipeError(f"sft_caption_order={self.sft_caption_order!r}: {e}") from None
         if not 0.0 <= self.sft_match_share <= 1.0:
             raise RecipeError(f"sft_match_share must be in [0, 1], got {self.sft_match_share}")
+        for name in ("plan_share", "sft_plan_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise RecipeError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.sft_count_chats < 0:
             raise RecipeError(f"sft_count_chats must be >= 0, got {self.sft_count_chats}")
         if self.eval_best_of < 1:
@@ -222,13 +240,13 @@ class Recipe:
             else:
                 self.log(f"[recipe] {part} ...")
                 t0 = time.time()
-                if part == "stage3" and not self.sft_chats_current():
-                    # a run whose data part predates Stage III's own chats, or wrote them with other settings than
+                if part in ("stage2", "stage3") and not self.stage_data_current():
+                    # a run whose data part predates the stages' own data, or wrote it with other settings than
                     # this recipe's: written now (seconds), and the data part's record says so
-                    self.write_sft_chats()
+                    self.write_stage_data()
                     if "data" in done:
-                        self._store("data", {**done["data"], **self.sft_chat_settings()})
-                    self.log(f"[recipe] wrote {self.sft_chats} ({self.sft_chat_settings()})")
+                        self._store("data", {**done["data"], **self.stage_data_settings()})
+                    self.log(f"[recipe] wrote the data of Stages II-III ({self.stage_data_settings()})")
                 extra = (self._train(part) if part in PARTS else getattr(self, f"part_{part}")()) or {}
                 self._record(part, time.time() - t0, extra)
                 self.log(f"[recipe] {part}: {time.time() - t0:.0f} s")
@@ -261,7 +279,7 @@ class Recipe:
     def part_data(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        from ..shapes.datasets import clean_t2i_rows, usable_cpus, write_task
+        from ..shapes.datasets import usable_cpus, write_task
 
         sizes = {k: max(8, int(v * self.data_scale)) for k, v in DATA_SIZES.items()}
         style = self.style
@@ -274,14 +292,9 @@ class Recipe:
             write_task(task, self.data / task, n, seed=0, variant="mixed" if task == "t2i" else "synthetic",
                        style=style, workers=usable_cpus())
             stamp.write_text(want)
-        # Stage III trains generation on clean captions only (re-captioned when it lists groups in another order)
-        sft = self.sft_style()
-        rows = clean_t2i_rows(self.data / "t2i" / "t2i.jsonl", 0, sft if sft != style else None)
-        (self.data / "t2i" / "t2i_synthetic.jsonl").write_text("".join(rows))
-        self.write_sft_chats()
+        self.write_stage_data()
         write_eval_suites(self.data / "eval", self.eval_items)
-        return {"items": sizes, "style": asdict(style), "sft_caption_order": self.sft_caption_order,
-                **self.sft_chat_settings()}
+        return {"items": sizes, "style": asdict(style), **self.stage_data_settings()}
 
     @property
     def sft_chats(self) -> Path:
@@ -289,31 +302,58 @@ class Recipe:
         return self.data / "und" / "und_sft.jsonl"
 
     @property
+    def stage2_pairs(self) -> Path:
+        """Stage II's text-to-image pairs (``t2i_stage2.jsonl``): ``t2i.jsonl``, some with drawing plans."""
+        return self.data / "t2i" / "t2i_stage2.jsonl"
+
+    @property
+    def sft_pairs(self) -> Path:
+        """Stage III's text-to-image pairs (``t2i_synthetic.jsonl``): the clean half of Stage II's."""
+        return self.data / "t2i" / "t2i_synthetic.jsonl"
+
+    @property
+    def stage_stamp(self) -> Path:
+        """The settings the data of Stages II-III was written with (:meth:`stage_data_settings`)."""
+        return self.data / "stages.json"
+
+    @property
     def count_chats(self) -> int:
         """How many counting chats Stage III's chats get (``sft_count_chats`` times ``data_scale``, at least 8)."""
         return max(8, int(self.sft_count_chats * self.data_scale)) if self.sft_count_chats else 0
 
-    def write_sft_chats(self) -> None:
-        """Stage III's understanding chats: the plain ones, a share ``sft_match_share`` of them opened by a judge
-        turn (:func:`~januspro.shapes.datasets.match_rows`), then :attr:`count_chats` counting chats
-        (:func:`~januspro.shapes.datasets.count_rows`; the trainer draws chats at random, so their place does not matter)."""
-        from ..shapes.datasets import count_rows, match_rows
+    def write_stage_data(self) -> None:
+        """The data of Stages II and III. Stage II's text-to-image pairs: ``t2i.jsonl`` (clean and noisy), a share
+        ``plan_share`` of them with their scene's drawing plan (:func:`~januspro.shapes.datasets.plan_rows`,
+        seed 1). Stage III's text-to-image pairs: the clean ones of ``t2i.jsonl`` (re-captioned when
+        ``sft_caption_order`` differs from the style's), a share ``sft_plan_share`` of them with their scene's
+        drawing plan (:func:`~januspro.shapes.datasets.plan_rows`). Its understanding chats: the plain ones, a share
+        ``sft_match_share`` of them opened by a judge turn (:func:`~januspro.shapes.datasets.match_rows`), then
+        :attr:`count_chats` counting chats (:func:`~januspro.shapes.datasets.count_rows`; the trainer draws
+        samples at random, so their place does not matter). Stamped with :meth:`stage_data_settings`."""
+        from ..shapes.datasets import clean_t2i_rows, count_rows, match_rows, plan_rows
 
+        t2i = self.data / "t2i" / "t2i.jsonl"
+        with open(t2i) as f:
+            _write_atomic(self.stage2_pairs, "".join(plan_rows(f.readlines(), self.plan_share, seed=1)))
+        sft = self.sft_style()
+        rows = clean_t2i_rows(t2i, 0, sft if sft != self.style else None)
+        _write_atomic(self.sft_pairs, "".join(plan_rows(rows, self.sft_plan_share)))
         und = self.data / "und"
-        tmp = self.sft_chats.with_suffix(".tmp")
-        tmp.write_text("".join(match_rows(und / "und.jsonl", self.sft_match_share) + count_rows(und, self.count_chats)))
-        tmp.replace(self.sft_chats)
-        self.sft_chats.with_suffix(".json").write_text(json.dumps(self.sft_chat_settings()))
+        _write_atomic(self.sft_chats, "".join(match_rows(und / "und.jsonl", self.sft_match_share)
+                                              + count_rows(und, self.count_chats)))
+        self.stage_stamp.write_text(json.dumps(self.stage_data_settings()))
 
-    def sft_chat_settings(self) -> dict[str, Any]:
-        """What Stage III's chats are made with (stamped beside them, recorded with the data part)."""
-        return {"sft_match_share": self.sft_match_share, "sft_count_chats": self.count_chats}
+    def stage_data_settings(self) -> dict[str, Any]:
+        """What the data of Stages II-III is made with (stamped beside it, recorded with the data part)."""
+        return {"plan_share": self.plan_share, "sft_caption_order": self.sft_caption_order,
+                "sft_plan_share": self.sft_plan_share,
+                "sft_match_share": self.sft_match_share, "sft_count_chats": self.count_chats}
 
-    def sft_chats_current(self) -> bool:
-        """Were Stage III's chats written with this recipe's settings (their stamp, ``und_sft.json``)?"""
-        stamp = self.sft_chats.with_suffix(".json")
-        return (self.sft_chats.is_file() and stamp.is_file()
-                and json.loads(stamp.read_text()) == self.sft_chat_settings())
+    def stage_data_current(self) -> bool:
+        """Was the data of Stages II-III written with this recipe's settings (its stamp)?"""
+        return (self.sft_chats.is_file() and self.sft_pairs.is_file() and self.stage2_pairs.is_file()
+                and self.stage_stamp.is_file()
+                and json.loads(self.stage_stamp.read_text()) == self.stage_data_settings())
 
     def part_tokenizer(self) -> dict[str, Any]:
         from ..shapes.tokenizer import build_shapes_tokenizer
@@ -358,10 +398,16 @@ class Recipe:
         return {}
 
     def part_eval(self) -> dict[str, Any]:
+        import shutil
+
         from .shapes_eval import evaluate_shapes_model, targets_met
 
+        # the eval part runs whole: samples and answers left by an earlier evaluation (of another Stage III, or
+        # with other settings) would otherwise be resumed as if they were this one's
+        shutil.rmtree(self.out / "eval", ignore_errors=True)
+        planned = self.state()["parts"].get("data", {}).get("sft_plan_share", self.sft_plan_share) > 0
         scores = evaluate_shapes_model(self.out / "stage3" / "model", self.data / "eval", self.out / "eval",
-                                       progress=self.progress, best_of=self.eval_best_of, judge="ask")
+                                       progress=self.progress, best_of=self.eval_best_of, judge="ask", plan=planned)
         return {**scores, "targets": targets_met(scores)}
 
     def part_package(self) -> dict[str, Any]:

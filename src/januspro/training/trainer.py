@@ -277,7 +277,7 @@ class Trainer:
         if task == "text":
             return self.builder.text(r["text"], self.cfg.data.pack_length)
         assert self.codes is not None
-        return self.builder.t2i(r["prompt"], self.codes[i].tolist(), drop)
+        return self.builder.t2i(r["prompt"], self.codes[i].tolist(), drop, r.get("plan"))
 
     def step_samples(self) -> list[Sample]:
         """All samples of the next step (single process)."""
