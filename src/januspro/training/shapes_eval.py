@@ -285,7 +285,8 @@ def package_model(recipe, dest: Path) -> dict:
         sampling = {k: v for k, v in ev["sampling"].items() if k in ("cfg_weight", "temperature", "top_k", "top_p",
                                                                      "n", "seed")}
         with tempfile.TemporaryDirectory() as tmp:
-            small = small_eval(dest, Path(tmp), ImageGenParams(**sampling), seed=EVAL_SEED)
+            small = small_eval(dest, Path(tmp), ImageGenParams(**sampling), seed=EVAL_SEED,
+                               plan="geneval_plan" in ev)
         (dest / "scores.json").write_text(json.dumps({"sampling": sampling, "small_set": small, "full": {
             k: ev[k] for k in ("geneval", "geneval_best_of", "geneval_plan", "geneval_plan_best_of", "pope", "vqa")
             if k in ev}, "targets": ev.get("targets")},
@@ -433,15 +434,19 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
     return "\n".join(lines)
 
 
-def small_eval(model_dir: Path, work: Path, params, seed: int) -> dict[str, float]:
+def small_eval(model_dir: Path, work: Path, params, seed: int, plan: bool = False) -> dict[str, float]:
     """A quick held-out check (about a minute on 2 cores): 24 GenEval-style prompts x 2 samples, POPE on 16
-    images (three splits), 48 VQA questions; the shipped model's regression test and the card's record."""
+    images (three splits), 48 VQA questions; with ``plan``, the GenEval prompts also drawn after the model's own
+    plans (``geneval_plan``). The shipped model's regression test and the card's record."""
     import dataclasses
 
     from .recipe import write_eval_suites
 
     write_eval_suites(work / "suites", per_tag=4, seed=seed)
     scores = evaluate_shapes_model(model_dir, work / "suites", work / "out", dataclasses.replace(params, n=2),
-                                   progress=False)
-    return {"geneval": scores["geneval"]["overall"], "pope_f1_min": min(s["f1"] for s in scores["pope"].values()),
-            "vqa": scores["vqa"]["accuracy"]}
+                                   progress=False, plan=plan)
+    out = {"geneval": scores["geneval"]["overall"], "pope_f1_min": min(s["f1"] for s in scores["pope"].values()),
+           "vqa": scores["vqa"]["accuracy"]}
+    if plan:
+        out["geneval_plan"] = scores["geneval_plan"]["overall"]
+    return out
