@@ -128,6 +128,7 @@ def test_generate_images_with_a_plan_draws_each_image_after_its_plan(tiny):
     plans: list[list[str]] = []
     got = generate_images(model, proc, prompts, params, seeds=[1, 2], plans=plans)
     assert [len(p) for p in plans] == [2, 2] and all(p for pp in plans for p in pp)
+    assert [[im.info["plan"] for im in ims] for ims in got] == plans
     specials = (tok.bos_id, tok.pad_id, tok.image_id, tok.image_end_id)
     for k, prompt in enumerate(prompts):
         head = proc.encode_generation_prompt(prompt)[:-1]

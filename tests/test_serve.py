@@ -136,6 +136,9 @@ def test_images_generation(client, tiny):
         got = Image.open(io.BytesIO(base64.b64decode(r.json()["data"][0]["b64_json"])))
         want = generate_images(*tiny, "a red circle", ImageGenParams(cfg_weight=3, n=1, seed=3, **extra))[0][0]
         assert got.tobytes() == want.convert("RGB").tobytes()
+        # a planned image comes with the plan it was drawn after
+        assert r.json()["data"][0].get("plan") == want.info.get("plan")
+        assert ("plan" in r.json()["data"][0]) == bool(extra.get("plan"))
 
 
 @pytest.mark.parametrize("body,status,code", [

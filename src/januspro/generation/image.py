@@ -221,7 +221,8 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
     images would draw them, and image ``j`` is the best of candidates ``j*K .. j*K+K-1`` by
     :func:`~januspro.generation.rerank.judge_scores` with ``params.judge``.
     With ``params.plan``, every image (every candidate) is drawn after its own plan (:mod:`.plan`); a list
-    passed as ``plans`` receives, per prompt, the plans of the images returned.
+    passed as ``plans`` receives, per prompt, the plans of the images returned, and each image holds its plan
+    as ``image.info["plan"]``.
     """
     params = params or ImageGenParams()
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -259,6 +260,8 @@ def generate_images(model: JanusModel, processor: JanusProcessor, prompts: str |
         best = pick_best(scores, k).tolist()
         images = [images[i] for i in best]
         texts = [texts[i] for i in best] if texts else texts
+    for im, text in zip(images, texts, strict=False):  # the plan travels with its image (PIL's info dict)
+        im.info["plan"] = text
     if plans is not None and texts:
         plans += [texts[i * params.n:(i + 1) * params.n] for i in range(len(prompt_list))]
     return [images[i * params.n:(i + 1) * params.n] for i in range(len(prompt_list))]

@@ -440,7 +440,10 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             return base64.b64encode(buf.getvalue()).decode()
 
         data = await asyncio.to_thread(lambda: [encode_png(im) for im in imgs])
-        return {"created": int(time.time()), "data": [{"b64_json": d, "revised_prompt": body.prompt} for d in data]}
+        # with plan: each image also carries the drawing plan the model wrote before drawing it
+        return {"created": int(time.time()), "data": [
+            {"b64_json": d, "revised_prompt": body.prompt, **({"plan": im.info["plan"]} if "plan" in im.info else {})}
+            for d, im in zip(data, imgs, strict=True)]}
 
     return app
 
