@@ -109,6 +109,7 @@ def test_chat_prints_an_answer(tiny_ckpt, tmp_path, capsys):
     (["generate", "x", "-n", "0"], "images per prompt"),
     (["generate", "x", "--cfg-end", "-2"], "cfg_end must be >= 0"),
     (["generate", "x", "--best-of", "0"], "best_of (candidates per image) must be >= 1"),
+    (["generate", "x", "--plan", "--plan-temperature", "-1"], "plan_temperature must be >= 0"),
     (["generate", "word " * 600], "exceeds the model's context"),
     (["chat", "hi", "--image", "/nonexistent.png"], "no image file"),
     (["chat", "hi", "--temperature", "-2"], "temperature must be >= 0"),

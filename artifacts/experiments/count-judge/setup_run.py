@@ -23,21 +23,22 @@ if len(sys.argv) != 4:
 run, out, n = Path(sys.argv[1]).resolve(), Path(sys.argv[2]), int(sys.argv[3])
 parts = json.loads((run / "recipe.json").read_text())["parts"]
 shared = ORDER[1:ORDER.index("stage3")]
-for name in shared:
-    if (run / name).exists() and not (out / name).exists():
-        out.mkdir(parents=True, exist_ok=True)
-        os.symlink((run / name).resolve(), out / name)
+
+
+def link(src: Path, dest: Path, names) -> None:
+    """``dest/name`` -> ``src/name`` for each name ``src`` has and ``dest`` lacks."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (src / name).exists() and not (dest / name).exists():
+            os.symlink((src / name).resolve(), dest / name)
+
+
+link(run, out, shared)
 data = out / "data"
-for task in ("text", "classname", "eval"):
-    (data / task).parent.mkdir(parents=True, exist_ok=True)
-    if not (data / task).exists():
-        os.symlink((run / "data" / task).resolve(), data / task)
+link(run / "data", data, ("text", "classname", "eval"))
 # t2i: RUN's images and pairs linked; Stage III's pairs are written here (the recipe writes them with its chats)
 t2i_src = (run / "data" / "t2i").resolve()
-(data / "t2i").mkdir(exist_ok=True)
-for name in ("images", "t2i.jsonl", "style.json"):
-    if not (data / "t2i" / name).exists():
-        os.symlink(t2i_src / name, data / "t2i" / name)
+link(t2i_src, data / "t2i", ("images", "t2i.jsonl", "style.json"))
 for cache in t2i_src.glob("t2i_synthetic.codes-*.npy"):  # the same images in the same order
     shutil.copy(cache, data / "t2i" / cache.name)
 src = (run / "data" / "und").resolve()
@@ -48,7 +49,8 @@ with open(und / "und.jsonl", "w") as f:
         row = json.loads(line)
         row["images"] = [str(src / p) for p in row["images"]]
         f.write(json.dumps(row) + "\n")
-recipe = Recipe(out, progress=False, sft_count_chats=n)
+# this experiment's text-to-image pairs had no drawing plans (the recipe's default since session 35)
+recipe = Recipe(out, progress=False, sft_count_chats=n, plan_share=0.0, sft_plan_share=0.0)
 recipe.write_stage_data()
 records = {k: v for k, v in parts.items() if k in ("data", *shared)}
 records["data"] = {**parts["data"], "sft_count_chats": recipe.count_chats,

@@ -31,21 +31,22 @@ run, out, share = Path(sys.argv[1]).resolve(), Path(sys.argv[2]), float(sys.argv
 stage2_share = float(sys.argv[4]) if len(sys.argv) == 5 else None
 parts = json.loads((run / "recipe.json").read_text())["parts"]
 shared = ORDER[1:ORDER.index("stage3" if stage2_share is None else "stage2")]
-out.mkdir(parents=True, exist_ok=True)
-for name in shared:
-    if (run / name).exists() and not (out / name).exists():
-        os.symlink((run / name).resolve(), out / name)
+
+
+def link(src: Path, dest: Path, names) -> None:
+    """``dest/name`` -> ``src/name`` for each name ``src`` has and ``dest`` lacks."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (src / name).exists() and not (dest / name).exists():
+            os.symlink((src / name).resolve(), dest / name)
+
+
+link(run, out, shared)
 data = out / "data"
-for task in ("text", "classname", "eval"):
-    data.mkdir(parents=True, exist_ok=True)
-    if not (data / task).exists():
-        os.symlink((run / "data" / task).resolve(), data / task)
+link(run / "data", data, ("text", "classname", "eval"))
 src = (run / "data" / "t2i").resolve()
 t2i = data / "t2i"
-t2i.mkdir(exist_ok=True)
-for name in ("images", "t2i.jsonl", "style.json"):
-    if not (t2i / name).exists():
-        os.symlink(src / name, t2i / name)
+link(src, t2i, ("images", "t2i.jsonl", "style.json"))
 lines = open(src / "t2i_synthetic.jsonl").readlines()
 (t2i / "t2i_synthetic.jsonl").write_text("".join(plan_rows(lines, share, seed=0)))
 for cache in src.glob("t2i_synthetic.codes-*.npy"):
@@ -56,14 +57,9 @@ for cache in src.glob("t2i_synthetic.codes-*.npy"):
 if stage2_share is not None:
     for cache in src.glob("t2i.codes-*.npy"):  # same images, same order: the cache key is the VQ and the row count
         shutil.copy(cache, t2i / cache.name.replace("t2i.codes-", "t2i_stage2.codes-"))
-und_src = (run / "data" / "und").resolve()
-und = data / "und"
-und.mkdir(exist_ok=True)
-for name in ("images", "und.jsonl", "und_sft.jsonl"):
-    if not (und / name).exists():
-        os.symlink(und_src / name, und / name)
+link(run / "data" / "und", data / "und", ("images", "und.jsonl", "und_sft.jsonl"))
 recipe = Recipe(out, progress=False, sft_plan_share=share, plan_share=stage2_share or 0.0)
-recipe.stage_stamp.write_text(json.dumps(recipe.stage_data_settings()))
+recipe.stamp_stage_data()
 records = {k: v for k, v in parts.items() if k in ("data", *shared)}
 records["data"] = {**parts["data"], **recipe.stage_data_settings(),
                    "note": f"{run.name}'s data; Stage III's clean t2i pairs with plans on a share {share} (plan/setup_run.py)"}

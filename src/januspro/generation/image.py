@@ -26,7 +26,14 @@ from ..processing.image import to_pil
 from ..processing.processor import JanusProcessor, left_pad
 from .decode import COMPILE_BUCKET, attended_slots, compiled, prefill
 from .rerank import JUDGES, judge_scores, pick_best
-from .sampling import SamplingParams, classifier_free_guidance, draw_noise, make_generator, sample_with_noise
+from .sampling import (
+    SamplingParams,
+    classifier_free_guidance,
+    draw_noise,
+    draw_noise_per,
+    make_generator,
+    sample_with_noise,
+)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -184,7 +191,7 @@ def generate_codes(model: JanusModel, cond_ids: list[list[int]], uncond_ids: lis
         if sp.greedy:
             noise = None
         elif per_prompt_gens:
-            noise = torch.cat([draw_noise(n, k, g, device) for g in generator])  # type: ignore[union-attr]
+            noise = draw_noise_per(generator, n, k, device)  # type: ignore[arg-type]
         else:
             noise = draw_noise(b * n, k, generator, device)  # type: ignore[arg-type]
         code, hidden = fn(model, state.cache, hidden, steps[i], noise, state.key_mask, state.next_pos, state.slots,

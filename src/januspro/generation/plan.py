@@ -15,14 +15,12 @@ from collections.abc import Sequence
 import torch
 
 from ..models.janus import JanusModel
-from ..processing.processor import left_pad
-from .decode import prefill, step
-from .sampling import SamplingParams, draw_noise, sample_with_noise
+from ..processing.processor import ChatBatch, left_pad
+from .text import TextGenParams, generate_token_steps
 
 PLAN_MAX_TOKENS = 48  # a plan longer than this is cut (the shapes world's longest: 4 objects, ~20 tokens)
 
 
-@torch.inference_mode()
 def write_plans(model: JanusModel, heads: list[list[int]], image_start_id: int, stop_ids: Sequence[int],
                 banned_ids: Sequence[int], pad_id: int, temperature: float,
                 generator: torch.Generator | Sequence[torch.Generator | None] | None = None,
@@ -31,46 +29,29 @@ def write_plans(model: JanusModel, heads: list[list[int]], image_start_id: int, 
     ``<begin_of_image>``), ending where it writes ``<begin_of_image>`` or a token of ``stop_ids`` (not
     included) or after ``max_tokens``. The first token may not end the plan; ``banned_ids`` (special tokens)
     are never written. ``generator``: one for all rows, or one per row (a row then draws from its own alone).
-    Temperature 0 is greedy."""
+    Temperature 0 is greedy. The text engine's own decode loop (:func:`~.text.generate_token_steps`) writes it."""
     if not heads:
         return []
-    rows = len(heads)
-    per_row = generator is not None and not isinstance(generator, torch.Generator)
-    if per_row and len(generator) != rows:  # type: ignore[arg-type]
-        raise ValueError(f"{len(generator)} generators for {rows} plans")  # type: ignore[arg-type]
-    device = model.lm_head.weight.device
     ctx = model.cfg.llm.max_position_embeddings
     budget = min(max_tokens, ctx - max(len(h) for h in heads) - model.cfg.vq.num_tokens - 1)
     if budget < 1:
         raise ValueError(f"no room for a plan: the prompt and the image's {model.cfg.vq.num_tokens} codes fill the "
                          f"model's context of {ctx}")
     ids, mask = left_pad(heads, pad_id)
-    hidden, state = prefill(model, model.llm.embed_tokens(ids.to(device)), mask.to(device), budget)
-    ends = torch.tensor([image_start_id, *stop_ids], device=device)
-    banned = torch.tensor(list(banned_ids), dtype=torch.long, device=device)
-    sp = SamplingParams(temperature)
-    plans: list[list[int]] = [[] for _ in heads]
-    done = [False] * rows
-    for i in range(budget):
-        logits = model.text_logits(hidden).float()  # [R, V]
+    batch = ChatBatch(ids, mask.long(), torch.empty(0, 3, 1, 1))
+    ends = [image_start_id, *stop_ids]
+    banned = list(banned_ids)
+
+    def hook(step: int, logits: torch.Tensor) -> None:
         logits[:, banned] = float("-inf")
-        if i == 0:
+        if step == 0:
             logits[:, ends] = float("-inf")
-        if sp.greedy:
-            noise = None
-        elif per_row:
-            noise = torch.cat([draw_noise(1, logits.shape[-1], g, device) for g in generator])  # type: ignore[union-attr]
-        else:
-            noise = draw_noise(rows, logits.shape[-1], generator, device)  # type: ignore[arg-type]
-        nxt = sample_with_noise(logits, sp, noise)
-        for r, t in enumerate(nxt.tolist()):
-            if done[r]:
-                continue
-            if t == image_start_id or t in stop_ids:
-                done[r] = True
-            else:
+
+    plans: list[list[int]] = [[] for _ in heads]
+    events = generate_token_steps(model, batch, TextGenParams(max_new_tokens=budget, temperature=temperature),
+                                  image_start_id, -1, lambda row, t: t in stop_ids, generator, hook)
+    for ev in events:
+        for r, t in enumerate(ev.tokens):
+            if t >= 0 and t not in ends:
                 plans[r].append(t)
-        if all(done) or i == budget - 1:
-            break
-        hidden = step(state, model, model.llm.embed_tokens(nxt)[:, None], i)
     return plans

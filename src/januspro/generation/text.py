@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,14 @@ from ..models.janus import JanusModel
 from ..models.linear import prepack
 from ..processing.processor import ChatBatch, EncodedChat, JanusProcessor
 from .decode import make_decode_step, prefill, step
-from .sampling import SamplingParams, apply_repetition_penalty, make_generator, sample
+from .sampling import (
+    SamplingParams,
+    apply_repetition_penalty,
+    draw_noise_per,
+    make_generator,
+    sample,
+    sample_with_noise,
+)
 
 Conversation = list[dict[str, Any]]
 
@@ -50,10 +57,14 @@ class TokenEvent:
 
 @torch.inference_mode()
 def generate_token_steps(model: JanusModel, batch: ChatBatch, params: TextGenParams, eos_id: int,
-                         image_token_id: int, stop_check: Any = None) -> Iterator[TokenEvent]:
+                         image_token_id: int, stop_check: Any = None,
+                         generator: torch.Generator | Sequence[torch.Generator | None] | None = None,
+                         logits_hook: Callable[[int, torch.Tensor], None] | None = None) -> Iterator[TokenEvent]:
     """Yield one :class:`TokenEvent` per step until every row has hit EOS, a stop, or the token limit.
 
-    ``stop_check(row, new_token) -> bool`` may end a row early (stop strings).
+    ``stop_check(row, new_token) -> bool`` may end a row early (stop strings). ``generator`` replaces
+    ``params.seed``'s: one for all rows, or one per row (a row then samples as it would alone).
+    ``logits_hook(step, logits)`` may edit each step's float logits [R, V] in place before sampling.
     """
     device = model.lm_head.weight.device
     dtype = model.lm_head.weight.dtype
@@ -64,7 +75,10 @@ def generate_token_steps(model: JanusModel, batch: ChatBatch, params: TextGenPar
         raise ValueError(f"the prompt ({batch.input_ids.shape[1]} tokens) fills the model's context ({ctx})")
     embeds = model.embed_inputs(batch.input_ids, batch.pixel_values, image_token_id)
     hidden, state = prefill(model, embeds, batch.attention_mask, budget)
-    gen = make_generator(params.seed, device)
+    gen = make_generator(params.seed, device) if generator is None else generator
+    per_row = not (gen is None or isinstance(gen, torch.Generator))
+    if per_row and len(gen) != batch.input_ids.shape[0]:  # type: ignore[arg-type]
+        raise ValueError(f"{len(gen)} generators for {batch.input_ids.shape[0]} rows")  # type: ignore[arg-type]
     if params.compile:
         prepack(model, rows=batch.input_ids.shape[0])  # the compiled step reaches each CPU kernel through an opaque op
     fn = make_decode_step(params.compile)
@@ -80,7 +94,12 @@ def generate_token_steps(model: JanusModel, batch: ChatBatch, params: TextGenPar
         logits = model.text_logits(hidden).float()  # [R, V]
         if seen is not None:
             logits = apply_repetition_penalty(logits, seen, params.repetition_penalty)
-        nxt = sample(logits, sp, gen)  # [R]
+        if logits_hook is not None:
+            logits_hook(i, logits)
+        if per_row and not sp.greedy:
+            nxt = sample_with_noise(logits, sp, draw_noise_per(gen, 1, logits.shape[-1], device))  # type: ignore[arg-type]
+        else:
+            nxt = sample(logits, sp, gen)  # type: ignore[arg-type]  # [R]
         if seen is not None:
             seen.scatter_(1, nxt[:, None], True)
         toks = nxt.tolist()

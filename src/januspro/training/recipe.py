@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..shapes.datasets import DataStyle
+from ..system import atomic_write
 
 if TYPE_CHECKING:
     from .config import RunConfig
@@ -109,9 +110,7 @@ class RecipeError(ValueError):
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 @dataclass
@@ -199,9 +198,7 @@ class Recipe:
     def _store(self, part: str, record: dict[str, Any]) -> None:
         st = self.state()
         st["parts"][part] = record
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(st, indent=2) + "\n")
-        tmp.replace(self.state_path)
+        _write_atomic(self.state_path, json.dumps(st, indent=2) + "\n")
 
     def run_config_overrides(self, part: str, out: Path | None = None) -> list[str]:
         """The ``section.key=value`` settings of ``part``'s run (written to ``out``, default OUT/part)."""
@@ -341,7 +338,11 @@ class Recipe:
         und = self.data / "und"
         _write_atomic(self.sft_chats, "".join(match_rows(und / "und.jsonl", self.sft_match_share)
                                               + count_rows(und, self.count_chats)))
-        self.stage_stamp.write_text(json.dumps(self.stage_data_settings()))
+        self.stamp_stage_data()
+
+    def stamp_stage_data(self) -> None:
+        """Record that the data of Stages II-III is this recipe's (:meth:`stage_data_settings`)."""
+        _write_atomic(self.stage_stamp, json.dumps(self.stage_data_settings()))
 
     def stage_data_settings(self) -> dict[str, Any]:
         """What the data of Stages II-III is made with (stamped beside it, recorded with the data part)."""
@@ -405,7 +406,9 @@ class Recipe:
         # the eval part runs whole: samples and answers left by an earlier evaluation (of another Stage III, or
         # with other settings) would otherwise be resumed as if they were this one's
         shutil.rmtree(self.out / "eval", ignore_errors=True)
-        planned = self.state()["parts"].get("data", {}).get("sft_plan_share", self.sft_plan_share) > 0
+        # a model trained with plans in either stage is also scored drawing after its own plans
+        data = self.state()["parts"].get("data", {})
+        planned = any(data.get(k, getattr(self, k)) > 0 for k in ("plan_share", "sft_plan_share"))
         scores = evaluate_shapes_model(self.out / "stage3" / "model", self.data / "eval", self.out / "eval",
                                        progress=self.progress, best_of=self.eval_best_of, judge="ask", plan=planned)
         return {**scores, "targets": targets_met(scores)}
