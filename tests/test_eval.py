@@ -49,7 +49,7 @@ def test_geneval_layout_resume_and_official_format(tiny, fixtures_dir, tmp_path,
     # a folder made with other settings is refused, not resumed (its samples would be mixed in as they are)
     assert main(argv[:-1] + ["--cfg", "2", "--plan", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "holds samples made by another model or other settings" in err and "cfg_weight, plan" in err
+    assert "holds outputs made by another model or other settings" in err and "cfg_weight, plan" in err
     # and so is the same folder for another model of the same architecture (retrained weights)
     from januspro.checkpoint import load_model, load_processor
     from januspro.eval.geneval import run_geneval

@@ -430,3 +430,30 @@ def test_cpp_compiler_probe_answers_without_raising():
         assert cpp_compiler_available() is False
     if shutil.which("g++"):
         assert cpp_compiler_available() is True
+
+
+def test_recipe_stage3_chats_open_with_look_turns(tmp_path):
+    """--sft-look-share F: that share of Stage III's chats (judge-opened and counting ones included) open with a
+    look turn (look_rows, seed 2); Stages I-II keep the plain chats; the data record says so, and other settings
+    on the same folder write the chats again before Stage III."""
+    from januspro.shapes.datasets import count_rows, look_rows, match_rows
+    from januspro.training.recipe import Recipe
+
+    out = _data_part(tmp_path / "r", "--sft-look-share", "0.5")
+    assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_look_share"] == 0.5
+    und = out / "data" / "und"
+    chats = match_rows(und / "und.jsonl", 0.5) + count_rows(tmp_path / "c", 16)
+    sft = (und / "und_sft.jsonl").read_text()
+    assert sft == "".join(look_rows(chats, 0.5, seed=2))
+    opened = [x for x in sft.splitlines() if json.loads(x)["kinds"][0] == "look"]
+    assert 0.3 < len(opened) / len(chats) < 0.7
+    assert all("look" not in json.loads(x)["kinds"] for x in (und / "und.jsonl").read_text().splitlines())
+    other = Recipe(out, progress=False, log=[].append, sft_look_share=0.0, data_scale=0.002)
+    assert not other.stage_data_current()
+    from januspro.checkpoint.files import CheckpointError
+
+    with pytest.raises(CheckpointError, match="stage2"):  # nothing before Stage III was trained here
+        other.run(only=["stage3"])
+    assert (und / "und_sft.jsonl").read_text() == "".join(chats) and other.stage_data_current()
+    with pytest.raises(RecipeError, match="sft_look_share"):
+        Recipe(tmp_path / "bad", sft_look_share=2.0)

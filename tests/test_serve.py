@@ -312,3 +312,32 @@ def test_closed_stream_frees_its_queue_slot(tiny):
         while engine.queue_depth and time.time() < deadline:
             time.sleep(0.05)
         assert engine.queue_depth == 0 and queued[0].cancelled
+
+
+def test_chat_look_answers_after_the_models_own_look_answer(client, tiny):
+    """look: true asks "List the objects." first (one greedy pass) and answers after it, as generate_text with
+    TextGenParams(look=...) does; the response and the first stream chunk carry the look answer."""
+    from januspro.generation.look import look_first
+    from januspro.generation.text import TextGenParams, generate_text
+    from januspro.shapes.language import LOOK_QUESTION
+
+    model, proc = tiny
+    r = client.post("/v1/chat/completions", json=chat_body("Is there a red circle?", look=True))
+    assert r.status_code == 200, r.text
+    img = Image.new("RGB", (32, 32), (200, 30, 30))
+    conv = [{"role": "user", "content": [{"type": "image", "image": img}, {"type": "text", "text": "Is there a red circle?"}]}]
+    opened, seen = look_first(model, proc, [conv], LOOK_QUESTION, TextGenParams(max_new_tokens=6))
+    assert r.json()["look"] == seen[0]
+    assert r.json()["choices"][0]["message"]["content"] == generate_text(model, proc, opened,
+                                                                         TextGenParams(max_new_tokens=6))[0]
+    custom = client.post("/v1/chat/completions", json=chat_body("Is there a red circle?", look="What is there?"))
+    assert custom.status_code == 200 and isinstance(custom.json()["look"], str)
+    assert "look" not in client.post("/v1/chat/completions", json=chat_body(image=False, look=True)).json()
+    with client.stream("POST", "/v1/chat/completions", json=chat_body("Is there a red circle?", look=True,
+                                                                     stream=True)) as s:
+        first = next(line for line in s.iter_lines() if line.startswith("data: "))
+    assert json.loads(first[len("data: "):])["look"] == seen[0]
+    assert_error(client.post("/v1/chat/completions", json=chat_body(look=" ")), 400)
+    only_image = {"messages": [{"role": "user", "content": [{"type": "image_url",
+                                                              "image_url": {"url": png_data_url()}}]}], "look": True}
+    assert_error(client.post("/v1/chat/completions", json=only_image), 400)

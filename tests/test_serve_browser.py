@@ -66,12 +66,24 @@ def test_page_chat_and_generate(server, tmp_path):
             assert page.locator(".msg.user img").count() == 1
             answer = page.locator(".msg.assistant span").first.text_content()
             assert answer.startswith("Model: ") and len(answer) > len("Model: ")
+            # look first: a new chat shows the model's list before its answer
+            page.click("#chat-clear")
+            page.check("#chat-look")
+            page.set_input_files("#chat-image", str(img))
+            page.wait_for_timeout(200)
+            page.fill("#chat-input", "Is there a green square?")
+            page.click("#chat-send")
+            page.wait_for_selector(".msg.assistant[data-done='1']", timeout=60000)
+            assert page.locator(".msg.look span").first.text_content().startswith("Model (looked): ")
+            assert page.locator(".msg.look + .msg.assistant").count() == 1
             # images: two of them in the gallery
             page.fill("#gen-prompt", "a green square")
             page.fill("#gen-n", "2")
             page.fill("#gen-seed", "7")
+            page.check("#gen-plan")
             page.click("#gen-go")
             page.wait_for_function("document.querySelectorAll('#gallery img').length === 2", timeout=120000)
+            assert "(plan: " in page.locator("#gallery figcaption").first.text_content()
             loaded = page.evaluate("Array.from(document.querySelectorAll('#gallery img')).every(i => i.naturalWidth > 0)")
             assert loaded
             assert page.locator("#gen-error").text_content() == "" and page.locator("#chat-error").text_content() == ""

@@ -92,6 +92,28 @@ def _image_params(args: argparse.Namespace, n: int, seed: int | None):
                           judge=args.judge, plan=args.plan, plan_temperature=args.plan_temperature)
 
 
+def _add_look_arg(p: argparse.ArgumentParser) -> None:
+    from .shapes.language import LOOK_QUESTION
+
+    p.add_argument("--look", action="store_true",
+                   help=f"look, then answer: first ask '{LOOK_QUESTION}' about the image (a model trained with look "
+                        "turns answers with each object's colour, shape and grid cell), then answer the question "
+                        "after the model's own answer to it")
+    p.add_argument("--look-question", default=None, metavar="TEXT",
+                   help="the question --look asks first (implies --look; default: the one above)")
+
+
+def _look(args: argparse.Namespace) -> str:
+    """The look question ('' = off); an empty --look-question is a user mistake."""
+    from .shapes.language import LOOK_QUESTION
+
+    if args.look_question is not None:
+        if not args.look_question.strip():
+            raise ValueError("--look-question must not be empty")
+        return args.look_question
+    return LOOK_QUESTION if args.look else ""
+
+
 def _cmd_chat(args: argparse.Namespace) -> int:
     from .generation.text import TextGenParams, stream_chat
     from .processing.image import load_image
@@ -99,6 +121,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     params = TextGenParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed,
                            compile=args.compile)
+    look = _look(args)
     images = [load_image(p) for p in args.image]  # fail early, before loading the model
     model, proc = _load(args)
     history: list[dict] = []
@@ -107,6 +130,12 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         parts: list[dict] = [{"type": "image", "image": im} for im in images] if not history else []
         parts.append({"type": "text", "text": question})
         history.append({"role": "user", "content": parts})
+        if look and images and len(history) == 1:  # the look turn opens the chat, once
+            from .generation.look import look_first
+
+            convs, seen = look_first(model, proc, [history], look, params, args.system_prompt)
+            history[:] = convs[0]
+            print(f"[look] {seen[0]}", file=sys.stderr)
         text = ""
         for _, piece in stream_chat(model, proc, [history], params, args.system_prompt):
             if not text:
@@ -195,6 +224,15 @@ def _recipe_parser() -> argparse.ArgumentParser:
                    help="share of Stage III's understanding chats that open with 'Does the image show <prompt>?' "
                         "about a GenEval-style prompt, true or false of the image, which trains the judge of "
                         "--best-of K --judge ask; Stages I-II keep the plain chats (default: %(default)s)")
+    p.add_argument("--sft-look-share", type=float, default=Recipe.sft_look_share,
+                   help="share of Stage III's understanding chats that open with 'List the objects.' answered with "
+                        "the scene's inventory (each object's colour, shape and grid cell), which lets 'januspro "
+                        "chat --look' and 'eval pope|vqa --look' list what the image shows before answering "
+                        "(default: %(default)s)")
+    p.add_argument("--sft-look-exist-share", type=float, default=Recipe.sft_look_exist_share,
+                   help="share of those look-opened chats that next ask whether the image shows an object, present "
+                        "or a near miss of one (its shape in another colour or its colour on another shape), so "
+                        "that answering from the inventory pays (default: %(default)s)")
     p.add_argument("--sft-count-chats", type=int, default=Recipe.sft_count_chats,
                    help="counting chats added to Stage III's understanding chats: a scene of 1-6 objects of one "
                         "shape (beside 0-2 others), 'Does the image show <n> <shape>s?' and 'How many <shape>s are "
@@ -248,6 +286,7 @@ def _cmd_recipe(argv: list[str]) -> int:
     recipe = Recipe(Path(args.out), parse_sets(args.set), vq=args.vq, data_scale=args.data_scale,
                     eval_items=args.eval_items, progress=not args.quiet, style=style,
                     sft_caption_order=args.sft_caption_order, sft_match_share=args.sft_match_share,
+                    sft_look_share=args.sft_look_share, sft_look_exist_share=args.sft_look_exist_share,
                     sft_count_chats=args.sft_count_chats, sft_plan_share=args.sft_plan_share,
                     plan_share=args.plan_share,
                     eval_best_of=args.eval_best_of)
@@ -338,7 +377,7 @@ def _cmd_eval_pope(args: argparse.Namespace) -> int:
     model, proc = _load(args)
     bar, progress = _progress("pope", "question", args.quiet)
     results = run_pope(model, proc, args.data, args.images, args.out, args.batch_size, suffix=args.prompt_suffix,
-                       progress=progress)
+                       progress=progress, look=_look(args))
     bar.close()
     for split, m in results["scores"].items():
         print(f"{split}: accuracy {m['accuracy']:.3f}, precision {m['precision']:.3f}, recall {m['recall']:.3f}, "
@@ -373,7 +412,8 @@ def _cmd_eval_understanding(args: argparse.Namespace) -> int:
 
         gqa = args.eval_command == "gqa"
         res = run_vqa(model, proc, args.data, args.images, args.out, args.batch_size,
-                      suffix=GQA_SUFFIX if gqa else "", progress=progress, benchmark=args.eval_command)
+                      suffix=GQA_SUFFIX if gqa else "", progress=progress, benchmark=args.eval_command,
+                      look=_look(args))
         s = res["scores"]
         extra = "".join(f", {k} {s[k]:.3f}" for k in ("seen", "heldout") if s.get(k) is not None)
         print(f"{args.eval_command} accuracy {s['accuracy']:.3f}{extra}")
@@ -503,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--repetition-penalty", type=float, default=1.0, help="penalty > 1 discourages repeats")
     ch.add_argument("--system-prompt", default=None,
                     help="system prompt (default: DeepSeek's understanding prompt; '' for none)")
+    _add_look_arg(ch)
     ch.set_defaults(func=_cmd_chat)
 
     sv = sub.add_parser("serve", help="OpenAI-compatible HTTP API + web page",
@@ -566,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--batch-size", type=int, default=8, help="questions per batch (default: 8)")
     po.add_argument("--prompt-suffix", default="Answer the question using a single word or phrase.",
                     help="instruction after each question (default: the LLaVA-style short-answer one; '' for none)")
+    _add_look_arg(po)
     po.add_argument("--quiet", action="store_true")
     po.set_defaults(func=_cmd_eval_pope)
     dp = esub.add_parser("dpg", help="DPG-Bench: one 2x2 grid of 4 samples per prompt, named as its scorer expects",
@@ -610,6 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
             ep.add_argument("--images", required=True, help="image folder")
         ep.add_argument("--out", required=True, help="output folder")
         ep.add_argument("--batch-size", type=int, default=8, help="questions per batch (default: 8)")
+        if name in ("gqa", "vqa"):
+            _add_look_arg(ep)
         ep.add_argument("--quiet", action="store_true")
         ep.set_defaults(func=_cmd_eval_understanding)
     rp = esub.add_parser("report", help="runs side by side with the paper's numbers",

@@ -35,23 +35,35 @@ def write_results(out: Path, results: dict) -> None:
 
 
 class OutputFolderError(ValueError):
-    """An output folder holds samples made by another model or other settings."""
+    """An output folder holds samples or answers made by another model or other settings."""
 
 
 def claim_output(out: Path, stamp: dict) -> None:
-    """Resume only what the same run started: ``OUT/run.json`` records what makes the samples (``stamp``: the
-    sampling recipe and the model); a folder whose record differs is refused, so samples of other settings or of
-    another model are never mixed in."""
+    """Resume only what the same run started: ``OUT/run.json`` records what makes the outputs (``stamp``: the
+    sampling or decoding settings and the model); a folder whose record differs is refused, so images or answers
+    of other settings or of another model are never mixed in."""
     path = out / "run.json"
     if path.is_file():
         old = json.loads(path.read_text())
         if old != stamp:
             diff = [k for k in sorted(set(old) | set(stamp)) if old.get(k) != stamp.get(k)]
-            if "recipe" in diff:
-                a, b = old.get("recipe") or {}, stamp.get("recipe") or {}
-                diff = [d for d in diff if d != "recipe"] + [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-            raise OutputFolderError(f"{out} holds samples made by another model or other settings ({', '.join(diff)} "
+            for key in [d for d in diff if isinstance(old.get(d), dict) and isinstance(stamp.get(d), dict)]:
+                a, b = old[key], stamp[key]  # a settings group: name the settings that differ
+                diff = [d for d in diff if d != key] + [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            raise OutputFolderError(f"{out} holds outputs made by another model or other settings ({', '.join(diff)} "
                                     "differ); resume a run only with its own settings, or choose another output "
                                     "folder (or delete this one)")
         return
     path.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+
+
+def answers_stamp(model: Any, params: Any, suffix: str) -> dict:
+    """What makes an understanding benchmark's answers: the decoding settings (all but ``compile``), the prompt
+    suffix and the model (for :func:`claim_output`)."""
+    import dataclasses
+
+    from .geneval import config_hash, weights_hash
+
+    stamp = {"decoding": {k: v for k, v in dataclasses.asdict(params).items() if k != "compile"}, "suffix": suffix,
+             "config_hash": config_hash(model), "weights_hash": weights_hash(model)}
+    return json.loads(json.dumps(stamp))  # as run.json holds it (tuples as lists)

@@ -22,7 +22,7 @@ from ..processing.processor import JanusProcessor
 from ..shapes.scoring import normalize_answer
 from .answers import answer_items
 from .geneval import config_hash, hardware
-from .record import write_results
+from .record import answers_stamp, claim_output, write_results
 
 GQA_SUFFIX = "Answer the question using a single word or phrase."
 
@@ -50,8 +50,11 @@ def read_gqa(path: str | Path) -> list[dict]:
 
 def run_vqa(model: JanusModel, processor: JanusProcessor, questions: str | Path, images: str | Path,
             out: str | Path, batch_size: int = 8, suffix: str = "", max_new_tokens: int = 16,
-            progress: Callable[[int, int], None] | None = None, benchmark: str = "vqa") -> dict:
-    """Short-answer VQA: ``questions`` is a JSONL of items, or (``benchmark="gqa"``) GQA's question JSON."""
+            progress: Callable[[int, int], None] | None = None, benchmark: str = "vqa", look: str = "") -> dict:
+    """Short-answer VQA: ``questions`` is a JSONL of items, or (``benchmark="gqa"``) GQA's question JSON.
+    ``look``: ask this question first and answer after the model's own answer to it
+    (:mod:`januspro.generation.look`). Answers in ``out`` are resumed when its ``run.json`` says the same
+    settings and model."""
     if benchmark == "gqa":
         items = read_gqa(questions)
     else:
@@ -59,7 +62,8 @@ def run_vqa(model: JanusModel, processor: JanusProcessor, questions: str | Path,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0, look=look)
+    claim_output(out, answers_stamp(model, params, suffix))
     done = answer_items(model, processor, items, Path(images), out / "answers.jsonl",
                         lambda q: f"{q['question']}\n{suffix}" if suffix else q["question"], params, batch_size,
                         progress)
@@ -76,7 +80,7 @@ def run_vqa(model: JanusModel, processor: JanusProcessor, questions: str | Path,
         scores["seen"] = acc(lambda it: not it.get("heldout"))
         scores["heldout"] = acc(lambda it: bool(it.get("heldout")))
     results = {"benchmark": benchmark, "scores": scores, "n_questions": len(items), "prompt_suffix": suffix,
-               "decoding": "greedy", "max_new_tokens": max_new_tokens,
+               "decoding": "greedy", "max_new_tokens": max_new_tokens, "look": look,
                "model": str(getattr(model, "source_path", "")), "config_hash": config_hash(model),
                "januspro_version": __version__, "hardware": hardware(), "seconds": round(time.time() - t0, 1)}
     write_results(out, results)

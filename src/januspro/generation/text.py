@@ -34,8 +34,13 @@ class TextGenParams:
     stop: tuple[str, ...] = field(default_factory=tuple)  # extra stop strings (the template's are always used)
     seed: int | None = None
     compile: bool = False
+    # look, then answer (generation/look.py): ask this question about the first user turn's images first (the
+    # shapes world's "List the objects."), then answer with the model's own answer to it in the chat; "" = off
+    look: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.look, str):
+            raise ValueError(f"look must be a question (a string), got {self.look!r}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.repetition_penalty <= 0:
@@ -173,7 +178,12 @@ def _stops(processor: JanusProcessor, params: TextGenParams) -> list[str]:
 def stream_chat(model: JanusModel, processor: JanusProcessor, conversations: Sequence[Conversation],
                 params: TextGenParams | None = None, system_prompt: str | None = None
                 ) -> Iterator[tuple[int, str]]:
-    """Stream ``(row, text piece)`` for a batch of conversations (different images and lengths)."""
+    """Stream ``(row, text piece)`` for a batch of conversations (different images and lengths). With
+    ``params.look`` each conversation first gets the model's answer to that question (:func:`.look.look_first`)."""
+    if params is not None and params.look:
+        from .look import look_first
+
+        conversations = look_first(model, processor, conversations, params.look, params, system_prompt)[0]
     return stream_encoded(model, processor, [processor.encode_chat(list(c), system_prompt) for c in conversations],
                           params)
 

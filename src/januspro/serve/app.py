@@ -27,11 +27,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..generation.image import ImageGenParams
+from ..generation.look import LOOK_MAX_TOKENS, split_for_look
 from ..generation.rerank import JUDGES
 from ..generation.text import TextGenParams
 from ..models.janus import JanusModel
 from ..processing.image import ImageError, load_image
 from ..processing.processor import ConversationError, JanusProcessor
+from ..shapes.language import LOOK_QUESTION
 from .engine import ChatRequest, Engine, ImageRequest, Job, QueueFull
 
 STATIC = Path(__file__).parent / "static"
@@ -75,6 +77,9 @@ class ChatBody(_Body):
     n: int = Field(default=1, ge=1, le=16)
     stream: bool = False
     repetition_penalty: float = Field(default=1.0, gt=0)
+    # look, then answer (generation/look.py): true asks the shapes world's "List the objects." about the first
+    # user turn's images first, a string asks that question; the response carries the model's answer as "look"
+    look: bool | str = False
 
 
 class ImageBody(_Body):
@@ -326,6 +331,34 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(429, f"the server is busy ({e})", "rate_limit_error", code="queue_full",
                            headers={"Retry-After": "1"}) from None
 
+    async def look_first_turn(body: ChatBody, request: Request) -> tuple[list[dict[str, Any]], str] | None:
+        """With ``look``: the conversation with the model's answer to the look question first (one greedy pass
+        through the engine, up to LOOK_MAX_TOKENS) and that answer; None without look or without an image in
+        the first user turn."""
+        if body.look is False or body.look == "":
+            return None
+        question = LOOK_QUESTION if body.look is True else body.look
+        if not question.strip():
+            raise APIError(400, "look must be true or a question", param="look")
+
+        def split():
+            try:
+                return split_for_look(to_conversation(body.messages), question)
+            except (ConversationError, ImageError) as e:
+                raise APIError(400, str(e), param="messages") from None
+
+        parts = await asyncio.to_thread(split)
+        if parts is None:
+            return None
+        look, rest = parts
+        try:
+            encoded = await asyncio.to_thread(processor.encode_chat, look)
+        except (ConversationError, ImageError) as e:
+            raise APIError(400, str(e), param="messages") from None
+        res = await wait(submit(ChatRequest(encoded, TextGenParams(max_new_tokens=LOOK_MAX_TOKENS))), request)
+        seen = res["choices"][0]["text"]
+        return look + [{"role": "assistant", "content": seen}] + rest, seen
+
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatBody, request: Request):
         check_model(body.model)
@@ -340,7 +373,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(400, str(e)) from None
 
         def encode():
-            conv = to_conversation(body.messages)
+            conv = looked[0] if looked else to_conversation(body.messages)
             if conv[-1]["role"] != "user":
                 raise APIError(400, "the last message must be the user's", param="messages")
             try:
@@ -348,6 +381,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             except (ConversationError, ImageError) as e:
                 raise APIError(400, str(e), param="messages") from None
 
+        looked = await look_first_turn(body, request)
         encoded = await asyncio.to_thread(encode)
         ctx = cfg.llm.max_position_embeddings
         if len(encoded.input_ids) >= ctx:
@@ -367,19 +401,19 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             return {"id": cid, "object": "chat.completion", "created": created, "model": model_id,
                     "choices": [{"index": c["index"], "message": {"role": "assistant", "content": c["text"]},
                                  "finish_reason": c["finish_reason"]} for c in res["choices"]],
-                    "usage": usage(res)}
+                    "usage": usage(res), **({"look": looked[1]} if looked else {})}
 
         pieces: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
         job = submit(req, lambda i, p: pieces.put_nowait((i, p)))
 
-        def chunk(choices: list[dict[str, Any]]) -> str:
+        def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
             return "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created,
-                                          "model": model_id, "choices": choices}) + "\n\n"
+                                          "model": model_id, "choices": choices, **extra}) + "\n\n"
 
         async def events():
-            try:
+            try:  # the first chunk carries the look answer, when there is one
                 yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-                             for i in range(body.n)])
+                             for i in range(body.n)], **({"look": looked[1]} if looked else {}))
                 deadline = time.perf_counter() + request_timeout
                 started: set[int] = set()
                 while not (job.future.done() and pieces.empty()):

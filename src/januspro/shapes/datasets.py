@@ -24,7 +24,17 @@ from PIL import Image
 
 from ..processing.chat import IMAGE_TAG
 from .judge import count_chat, match_question
-from .language import ORDERS, caption, conversation, layout_plan, noisy_caption, text_line
+from .language import (
+    LOOK_QUESTION,
+    ORDERS,
+    caption,
+    conversation,
+    group_phrase,
+    layout_plan,
+    near_miss,
+    noisy_caption,
+    text_line,
+)
 from .render import render
 from .suites import POPE_SPLITS, geneval_suite, pope_questions, scene_for_metadata, write_jsonl
 from .world import COLORS, HELD_OUT, SHAPES, Scene, SceneSpec, sample_scene
@@ -161,6 +171,17 @@ def with_match_turn(messages: list[dict], kinds: list[str], scene: Scene, rng: n
     if rest and rest[0]["content"].startswith(tag):
         rest[0]["content"] = rest[0]["content"][len(tag):]
     return [{"role": "user", "content": tag + qa[0]}, {"role": "assistant", "content": qa[1]}] + rest, ["match"] + kinds
+
+
+def with_look_turn(messages: list[dict], kinds: list[str], scene: Scene) -> tuple[list[dict], list[str]]:
+    """The chat with a first turn that asks for the scene's inventory (:data:`~.language.LOOK_QUESTION`, answered
+    with :func:`~.language.layout_plan`: each object's colour, shape and grid cell); the image moves to that turn."""
+    tag = IMAGE_TAG + "\n"
+    rest = [dict(m) for m in messages]
+    if rest and rest[0]["content"].startswith(tag):
+        rest[0]["content"] = rest[0]["content"][len(tag):]
+    return [{"role": "user", "content": tag + LOOK_QUESTION},
+            {"role": "assistant", "content": layout_plan(scene)}] + rest, ["look"] + kinds
 
 
 def _record(task: str, seed: int, i: int, variant: str, style: DataStyle) -> tuple[dict, Scene | None]:
@@ -338,6 +359,66 @@ def match_rows(jsonl: str | Path, share: float, seed: int = 0) -> list[str]:
                 line = json.dumps(row) + "\n"
         rows.append(line)
     return rows
+
+
+def look_exist_turn(scene: Scene, rng: np.random.Generator) -> list[dict] | None:
+    """An existence question and its answer: about a present object or (even odds) about an absent one that the
+    image alone answers badly: half of the time a near miss of a present object (its shape in another colour or its
+    colour on another shape), half of the time an absent object whose colour and shape the scene shows on the most
+    objects (a red circle beside a red square and a blue circle), the conjunction an inventory settles. None when
+    the draw names a held-out pair."""
+    o = scene.objects[int(rng.integers(len(scene.objects)))]
+    present = {x.name for x in scene.objects}
+    color, shape = o.color, o.shape
+    if rng.random() < 0.5:
+        if rng.random() < 0.5:
+            absent = [(c, sh) for c in COLORS for sh in SHAPES
+                      if f"{c} {sh}" not in present and not HELD_OUT.pair_held(c, sh)]
+            # both halves shown (on different objects) first, then the number of objects sharing one of them
+            hard = [(any(x.color == c for x in scene.objects) and any(x.shape == sh for x in scene.objects),
+                     sum(x.color == c or x.shape == sh for x in scene.objects)) for c, sh in absent]
+            best = [a for a, k in zip(absent, hard, strict=True) if k == max(hard)]
+            color, shape = best[int(rng.integers(len(best)))]
+        else:
+            for _ in range(8):
+                color, shape = near_miss(o, rng)
+                if f"{color} {shape}" not in present:
+                    break
+            else:
+                return None
+    if HELD_OUT.pair_held(color, shape):
+        return None
+    q = f"Is there {group_phrase(color, shape, 1)} in the image?" if rng.random() < 0.5 else \
+        f"Is there {group_phrase(color, shape, 1)}?"
+    return [{"role": "user", "content": q},
+            {"role": "assistant", "content": "yes" if f"{color} {shape}" in present else "no"}]
+
+
+def look_rows(lines: list[str], share: float, seed: int = 0, exist_share: float = 0.0) -> list[str]:
+    """``und.jsonl`` lines, a share ``share`` of their chats opened by a look turn (:func:`with_look_turn`); one
+    generator seeded with ``seed`` draws, line by line, which. A share ``exist_share`` of those chats also ask,
+    right after the look turn, whether the image shows an object, present or a near miss (:func:`look_exist_turn`),
+    so that answering from the inventory pays. Share 0 gives the lines unchanged; chats that already open with a
+    look turn are left as they are."""
+    for name, value in (("look share", share), ("look exist share", exist_share)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for line in lines:
+        if share > 0 and rng.random() < share:
+            row = json.loads(line)
+            if row["kinds"][:1] != ["look"]:
+                scene = Scene.from_dict(row["scene"])
+                row["messages"], row["kinds"] = with_look_turn(row["messages"], row["kinds"], scene)
+                # drawn only when the share is on, so look turns alone stay as they were
+                extra = look_exist_turn(scene, rng) if exist_share > 0 and rng.random() < exist_share else None
+                if extra is not None:
+                    row["messages"][2:2] = extra
+                    row["kinds"].insert(1, "exist")
+                line = json.dumps(row) + "\n"
+        out.append(line)
+    return out
 
 
 def count_rows(folder: str | Path, n: int, seed: int = 0, resolution: int = 64) -> list[str]:

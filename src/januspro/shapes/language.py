@@ -282,6 +282,10 @@ def mentions_held_out(text: str, held_out: HeldOut = HELD_OUT) -> bool:
 
 
 DESCRIBE_QUESTIONS = ("Describe the image.", "What do you see?", "Describe this picture.")
+# the question of a look turn: answered with the scene's inventory, :func:`layout_plan`'s text (each object's colour,
+# shape and grid cell); a chat may open with it, and understanding with a look first (TextGenParams.look) asks it
+# before the user's question
+LOOK_QUESTION = "List the objects."
 
 
 def conversation(scene: Scene, rng: np.random.Generator, turns: int = 1, hard_negatives: float = 0.0,

@@ -135,6 +135,13 @@ class Recipe:
     # 0.740 -> 0.753, plain GenEval 0.434 -> 0.420, ask-judged best of 8 0.507 -> 0.535; share 1.0 judged about as
     # well and lost VQA 0.03 (artifacts/experiments/match-judge/)
     sft_match_share: float = 0.5
+    # share of Stage III's understanding chats (the judge-opened and counting ones included) that open with a look
+    # turn: "List the objects." answered with the scene's inventory in the drawing plans' words (colour, shape, grid
+    # cell; shapes.datasets.look_rows), so that understanding can look first (TextGenParams.look)
+    sft_look_share: float = 0.0
+    # share of those look-opened chats that next ask whether the image shows an object, present or a near miss of
+    # one (shapes.datasets.look_exist_turn), so that answering from the inventory pays
+    sft_look_exist_share: float = 0.0
     # counting chats added to Stage III's chats (shapes.judge.count_chat: a scene of 1-6 objects of one shape beside
     # 0-2 others, "Does the image show <n> <shape>s?" and "How many <shape>s are there?"); scaled by data_scale.
     # Against the same Stage III without them (run s34 -> s34-count): the ask judge's counting AUC 0.55 -> 0.63,
@@ -158,7 +165,7 @@ class Recipe:
             raise RecipeError(f"sft_caption_order={self.sft_caption_order!r}: {e}") from None
         if not 0.0 <= self.sft_match_share <= 1.0:
             raise RecipeError(f"sft_match_share must be in [0, 1], got {self.sft_match_share}")
-        for name in ("plan_share", "sft_plan_share"):
+        for name in ("plan_share", "sft_plan_share", "sft_look_share", "sft_look_exist_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise RecipeError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.sft_count_chats < 0:
@@ -326,8 +333,10 @@ class Recipe:
         drawing plan (:func:`~januspro.shapes.datasets.plan_rows`). Its understanding chats: the plain ones, a share
         ``sft_match_share`` of them opened by a judge turn (:func:`~januspro.shapes.datasets.match_rows`), then
         :attr:`count_chats` counting chats (:func:`~januspro.shapes.datasets.count_rows`; the trainer draws
-        samples at random, so their place does not matter). Stamped with :meth:`stage_data_settings`."""
-        from ..shapes.datasets import clean_t2i_rows, count_rows, match_rows, plan_rows
+        samples at random, so their place does not matter), a share ``sft_look_share`` of all of them opened by a
+        look turn (:func:`~januspro.shapes.datasets.look_rows`, seed 2; a share ``sft_look_exist_share`` of those
+        next ask about an object, present or a near miss). Stamped with :meth:`stage_data_settings`."""
+        from ..shapes.datasets import clean_t2i_rows, count_rows, look_rows, match_rows, plan_rows
 
         t2i = self.data / "t2i" / "t2i.jsonl"
         with open(t2i) as f:
@@ -336,8 +345,9 @@ class Recipe:
         rows = clean_t2i_rows(t2i, 0, sft if sft != self.style else None)
         _write_atomic(self.sft_pairs, "".join(plan_rows(rows, self.sft_plan_share)))
         und = self.data / "und"
-        _write_atomic(self.sft_chats, "".join(match_rows(und / "und.jsonl", self.sft_match_share)
-                                              + count_rows(und, self.count_chats)))
+        chats = match_rows(und / "und.jsonl", self.sft_match_share) + count_rows(und, self.count_chats)
+        _write_atomic(self.sft_chats, "".join(look_rows(chats, self.sft_look_share, seed=2,
+                                                        exist_share=self.sft_look_exist_share)))
         self.stamp_stage_data()
 
     def stamp_stage_data(self) -> None:
@@ -348,7 +358,8 @@ class Recipe:
         """What the data of Stages II-III is made with (stamped beside it, recorded with the data part)."""
         return {"plan_share": self.plan_share, "sft_caption_order": self.sft_caption_order,
                 "sft_plan_share": self.sft_plan_share,
-                "sft_match_share": self.sft_match_share, "sft_count_chats": self.count_chats}
+                "sft_match_share": self.sft_match_share, "sft_count_chats": self.count_chats,
+                "sft_look_share": self.sft_look_share, "sft_look_exist_share": self.sft_look_exist_share}
 
     def stage_data_current(self) -> bool:
         """Was the data of Stages II-III written with this recipe's settings (its stamp)?"""
@@ -409,8 +420,11 @@ class Recipe:
         # a model trained with plans in either stage is also scored drawing after its own plans
         data = self.state()["parts"].get("data", {})
         planned = any(data.get(k, getattr(self, k)) > 0 for k in ("plan_share", "sft_plan_share"))
+        # and one trained with look turns answering after its own inventory
+        looked = data.get("sft_look_share", self.sft_look_share) > 0
         scores = evaluate_shapes_model(self.out / "stage3" / "model", self.data / "eval", self.out / "eval",
-                                       progress=self.progress, best_of=self.eval_best_of, judge="ask", plan=planned)
+                                       progress=self.progress, best_of=self.eval_best_of, judge="ask", plan=planned,
+                                       look=looked)
         return {**scores, "targets": targets_met(scores)}
 
     def part_package(self) -> dict[str, Any]:

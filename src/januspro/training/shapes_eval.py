@@ -73,23 +73,24 @@ def load_shapes_model(model_dir: Path):
     return model
 
 
-def evaluate_understanding(model, processor, suites: Path, out: Path, progress: bool = True) -> dict:
+def evaluate_understanding(model, processor, suites: Path, out: Path, progress: bool = True, look: str = "") -> dict:
     """shapes-POPE (three splits, greedy, no instruction suffix) and VQA on the suites written by
-    :func:`januspro.training.recipe.write_eval_suites`; returns the runners' results by benchmark."""
+    :func:`januspro.training.recipe.write_eval_suites`; returns the runners' results by benchmark. ``look``: each
+    answer after the model's own answer to this question (:mod:`januspro.generation.look`)."""
     from ..eval.pope import run_pope
     from ..eval.vqa import run_vqa
 
     bar = _bar(progress)
     pope_files = [suites / "pope" / f"pope_{s}.jsonl" for s in ("random", "popular", "adversarial")]
     po = run_pope(model, processor, pope_files, suites / "pope", out / "pope", batch_size=16, suffix="",
-                  progress=bar("shapes-POPE", "question"))
+                  progress=bar("shapes-POPE", "question"), look=look)
     vq = run_vqa(model, processor, suites / "vqa" / "vqa.jsonl", suites / "vqa", out / "vqa", batch_size=16,
-                 progress=bar("VQA", "question"))
+                 progress=bar("VQA", "question"), look=look)
     return {"pope": po, "vqa": vq}
 
 
 def evaluate_shapes_model(model_dir: Path, suites: Path, out: Path, image_params=None, progress: bool = True,
-                          best_of: int = 1, judge: str = "ask", plan: bool = False) -> dict:
+                          best_of: int = 1, judge: str = "ask", plan: bool = False, look: bool = False) -> dict:
     """shapes-GenEval (4 samples per prompt, exact detector), shapes-POPE (three splits) and VQA on the
     suites written by :func:`januspro.training.recipe.write_eval_suites`; returns the scores. Without
     ``image_params`` the sampling settings are chosen on the validation prompts first. ``best_of`` > 1 also
@@ -97,7 +98,8 @@ def evaluate_shapes_model(model_dir: Path, suites: Path, out: Path, image_params
     (``geneval_best_of``); ``plan`` (a model trained with drawing plans) also scores it with each image drawn
     after the model's own greedy plan (``geneval_plan``, and ``geneval_plan_best_of`` with ``best_of`` > 1: the
     candidates of an image share the greedy plan; sampled plans were worse, artifacts/experiments/plan/); all with
-    the same sampling settings."""
+    the same sampling settings. ``look`` (a model trained with look turns) also scores POPE and VQA with each
+    answer given after the model's own inventory (``pope_look``, ``vqa_look``; :mod:`januspro.generation.look`)."""
     import dataclasses
 
     from ..checkpoint import load_processor
@@ -131,6 +133,12 @@ def evaluate_shapes_model(model_dir: Path, suites: Path, out: Path, image_params
     und = evaluate_understanding(model, processor, suites, out, progress)
     po, vq = und["pope"], und["vqa"]
     seconds.update(pope=po["seconds"], vqa=vq["seconds"])
+    if look:
+        from ..shapes.language import LOOK_QUESTION
+
+        looked = evaluate_understanding(model, processor, suites, out / "look", progress, look=LOOK_QUESTION)
+        extra.update(pope_look=looked["pope"]["scores"], vqa_look=looked["vqa"]["scores"])
+        seconds.update(pope_look=looked["pope"]["seconds"], vqa_look=looked["vqa"]["seconds"])
     return {"geneval": ge["scores"], **extra, "pope": po["scores"], "vqa": vq["scores"],
             # the judge matters only with best of K (the best-of score records its own)
             "sampling": {k: v for k, v in dataclasses.asdict(params).items()
@@ -157,7 +165,8 @@ def _bar(enabled: bool):
 
 def targets_met(scores: dict) -> dict[str, bool]:
     """The shipped model's targets (issue 4) checked on held-out combinations. shapes-GenEval's are checked on
-    plain sampling and, for a model scored drawing after its own plans (``geneval_plan``), on that too."""
+    plain sampling and, for a model scored drawing after its own plans (``geneval_plan``), on that too; POPE's and
+    VQA's on direct answers and, for a model scored looking first (``pope_look``), on that too."""
     out = {}
     for key in ("geneval", "geneval_plan"):
         g = scores.get(key)
@@ -167,12 +176,14 @@ def targets_met(scores: dict) -> dict[str, bool]:
         out.update({f"{key}_overall>=0.75": g["overall"] >= 0.75,
                     f"{key}_every_category>=0.50": min(g["per_tag"].values()) >= 0.5,
                     f"{key}_heldout_every_category>=0.50": bool(held) and min(held.values()) >= 0.5})
-    return {
-        **out,
-        "pope_f1>=0.90_all_splits": min(s["f1"] for s in scores["pope"].values()) >= 0.9,
-        "vqa>=0.85": scores["vqa"]["accuracy"] >= 0.85,
-        "vqa_heldout>=0.85": (scores["vqa"].get("heldout") or 0.0) >= 0.85,
-    }
+    for suffix in ("", "_look"):  # answering directly, and after the model's own inventory
+        pope, vqa = scores.get("pope" + suffix), scores.get("vqa" + suffix)
+        if not pope:
+            continue
+        out.update({f"pope{suffix}_f1>=0.90_all_splits": min(s["f1"] for s in pope.values()) >= 0.9,
+                    f"vqa{suffix}>=0.85": vqa["accuracy"] >= 0.85,
+                    f"vqa{suffix}_heldout>=0.85": (vqa.get("heldout") or 0.0) >= 0.85})
+    return out
 
 
 # ----------------------------------------------------------------------------- plots and the model card
@@ -286,10 +297,10 @@ def package_model(recipe, dest: Path) -> dict:
                                                                      "n", "seed")}
         with tempfile.TemporaryDirectory() as tmp:
             small = small_eval(dest, Path(tmp), ImageGenParams(**sampling), seed=EVAL_SEED,
-                               plan="geneval_plan" in ev)
+                               plan="geneval_plan" in ev, look="pope_look" in ev)
         (dest / "scores.json").write_text(json.dumps({"sampling": sampling, "small_set": small, "full": {
-            k: ev[k] for k in ("geneval", "geneval_best_of", "geneval_plan", "geneval_plan_best_of", "pope", "vqa")
-            if k in ev}, "targets": ev.get("targets")},
+            k: ev[k] for k in ("geneval", "geneval_best_of", "geneval_plan", "geneval_plan_best_of", "pope", "vqa",
+                               "pope_look", "vqa_look") if k in ev}, "targets": ev.get("targets")},
             indent=2) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
     size_mb = sum(f.stat().st_size for f in dest.glob("*.safetensors")) / 1e6
@@ -344,6 +355,12 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
                          "write the scene's drawing plan (each object's colour, shape and grid cell: 'red circle 0 2, "
                          "blue square 1 1') and then the image (`Recipe.plan_share`, `Recipe.sft_plan_share`), so "
                          "`januspro generate --plan` can plan before drawing.")
+        look = parts["data"].get("sft_look_share", 0.0)
+        if look:
+            notes.append(f"- {look:.0%} of Stage III's understanding chats open with 'List the objects.' answered "
+                         "with the scene's inventory in the drawing plans' words (`Recipe.sft_look_share`), so "
+                         "`januspro chat --look` (and `eval pope|vqa --look`) can list what the image shows before "
+                         "answering.")
         counts = parts["data"].get("sft_count_chats", 0)
         if counts:
             notes.append(f"- Stage III's chats also hold {counts:,} counting chats (`Recipe.sft_count_chats`): a scene "
@@ -418,35 +435,46 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
                       "image is drawn after the model's own drawing plan (greedy); the rows without either are "
                       "plain sampling ("
                       + "; ".join(notes) + ")."]
-        lines += ["", "shapes-POPE (greedy, no instruction suffix):", "", "| split | accuracy | precision | recall | F1 "
-                  "| yes-ratio |", "|---|---|---|---|---|---|"]
-        for split, s in scores["pope"].items():
-            lines.append(f"| {split} | {s['accuracy']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} | "
-                         f"{s['f1']:.3f} | {s['yes_ratio']:.3f} |")
-        v = scores["vqa"]
-        lines += ["", f"VQA (greedy, exact match after normalisation): {v['accuracy']:.3f} overall, seen "
-                  f"{v.get('seen', 0):.3f}, held-out {v.get('heldout', 0):.3f}; per kind: "
-                  + ", ".join(f"{k} {a:.2f}" for k, a in v["per_kind"].items() if a is not None), "",
-                  "Targets (issue 4): " + ", ".join(f"{k}: {'met' if ok else 'NOT met'}"
+        looked = bool(scores.get("pope_look"))
+        lines += ["", "shapes-POPE (greedy, no instruction suffix" + ("; 'look': answered after the model's own "
+                  "inventory, `--look`" if looked else "") + "):", "",
+                  "| split | accuracy | precision | recall | F1 | yes-ratio |", "|---|---|---|---|---|---|"]
+        for key, tag in (("pope", ""), ("pope_look", ", look")):
+            for split, s in (scores.get(key) or {}).items():
+                lines.append(f"| {split}{tag} | {s['accuracy']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} | "
+                             f"{s['f1']:.3f} | {s['yes_ratio']:.3f} |")
+        lines.append("")
+        for key, tag in (("vqa", ""), ("vqa_look", ", looking first (`--look`)")):
+            v = scores.get(key)
+            if v:
+                lines.append(f"VQA (greedy, exact match after normalisation{tag}): {v['accuracy']:.3f} overall, seen "
+                             f"{v.get('seen', 0):.3f}, held-out {v.get('heldout', 0):.3f}; per kind: "
+                             + ", ".join(f"{k} {a:.2f}" for k, a in v["per_kind"].items() if a is not None) + ".")
+        lines += ["", "Targets (issue 4): " + ", ".join(f"{k}: {'met' if ok else 'NOT met'}"
                                                      for k, ok in targets_met(scores).items()), ""]
     if plots:
         lines += ["## Loss curves", ""] + [f"![{p}](plots/{p})" for p in plots] + [""]
     return "\n".join(lines)
 
 
-def small_eval(model_dir: Path, work: Path, params, seed: int, plan: bool = False) -> dict[str, float]:
+def small_eval(model_dir: Path, work: Path, params, seed: int, plan: bool = False, look: bool = False
+               ) -> dict[str, float]:
     """A quick held-out check (about a minute on 2 cores): 24 GenEval-style prompts x 2 samples, POPE on 16
     images (three splits), 48 VQA questions; with ``plan``, the GenEval prompts also drawn after the model's own
-    plans (``geneval_plan``). The shipped model's regression test and the card's record."""
+    plans (``geneval_plan``); with ``look``, POPE and VQA also answered after the model's own inventory
+    (``pope_look_f1_min``, ``vqa_look``). The shipped model's regression test and the card's record."""
     import dataclasses
 
     from .recipe import write_eval_suites
 
     write_eval_suites(work / "suites", per_tag=4, seed=seed)
     scores = evaluate_shapes_model(model_dir, work / "suites", work / "out", dataclasses.replace(params, n=2),
-                                   progress=False, plan=plan)
+                                   progress=False, plan=plan, look=look)
     out = {"geneval": scores["geneval"]["overall"], "pope_f1_min": min(s["f1"] for s in scores["pope"].values()),
            "vqa": scores["vqa"]["accuracy"]}
     if plan:
         out["geneval_plan"] = scores["geneval_plan"]["overall"]
+    if look:
+        out["pope_look_f1_min"] = min(s["f1"] for s in scores["pope_look"].values())
+        out["vqa_look"] = scores["vqa_look"]["accuracy"]
     return out
