@@ -133,7 +133,7 @@ def test_recipe_stage3_chats_open_with_judge_turns(tmp_path):
     from januspro.shapes.datasets import match_rows
     from januspro.training.recipe import Recipe
 
-    out = _data_part(tmp_path / "r", "--sft-match-share", "0.5")
+    out = _data_part(tmp_path / "r", "--sft-match-share", "0.5", "--sft-look-share", "0")
     assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_match_share"] == 0.5
     und = out / "data" / "und"
     plain, sft = (und / "und.jsonl").read_text(), (und / "und_sft.jsonl").read_text()
@@ -149,7 +149,7 @@ def test_recipe_stage3_chats_open_with_judge_turns(tmp_path):
     # a run whose data part predates Stage III's own chats gets them written before Stage III
     (und / "und_sft.jsonl").unlink()
     logs = []
-    old = Recipe(out, progress=False, log=logs.append, sft_match_share=0.5, data_scale=0.002)
+    old = Recipe(out, progress=False, log=logs.append, sft_match_share=0.5, sft_look_share=0.0, data_scale=0.002)
     from januspro.checkpoint.files import CheckpointError
 
     with pytest.raises(CheckpointError, match="stage2"):  # nothing before Stage III was trained here
@@ -167,7 +167,7 @@ def test_recipe_stage3_chats_get_counting_chats(tmp_path):
     from januspro.shapes.datasets import count_rows, match_rows
     from januspro.training.recipe import Recipe
 
-    out = _data_part(tmp_path / "r", "--sft-count-chats", "5000")
+    out = _data_part(tmp_path / "r", "--sft-count-chats", "5000", "--sft-look-share", "0")
     assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_count_chats"] == 10
     und = out / "data" / "und"
     sft = (und / "und_sft.jsonl").read_text()
@@ -182,7 +182,7 @@ def test_recipe_stage3_chats_get_counting_chats(tmp_path):
     state["parts"]["data"]["sft_count_chats"] = 0
     assert "counting chats" not in model_card(state, 1, 1.0, [], "cpu", "arch")
     # other settings on the same folder: Stage III's chats are written again before Stage III, the record follows
-    other = Recipe(out, progress=False, log=[].append, sft_count_chats=0, data_scale=0.002)
+    other = Recipe(out, progress=False, log=[].append, sft_count_chats=0, sft_look_share=0.0, data_scale=0.002)
     assert not other.stage_data_current()
     from januspro.checkpoint.files import CheckpointError
 
@@ -434,17 +434,19 @@ def test_cpp_compiler_probe_answers_without_raising():
 
 def test_recipe_stage3_chats_open_with_look_turns(tmp_path):
     """--sft-look-share F: that share of Stage III's chats (judge-opened and counting ones included) open with a
-    look turn (look_rows, seed 2); Stages I-II keep the plain chats; the data record says so, and other settings
-    on the same folder write the chats again before Stage III."""
+    look turn (look_rows, seed 2), each followed by an existence question by default (--sft-look-exist-share 1);
+    Stages I-II keep the plain chats; the data record says so, and other settings on the same folder write the
+    chats again before Stage III."""
     from januspro.shapes.datasets import count_rows, look_rows, match_rows
     from januspro.training.recipe import Recipe
 
     out = _data_part(tmp_path / "r", "--sft-look-share", "0.5")
-    assert json.loads((out / "recipe.json").read_text())["parts"]["data"]["sft_look_share"] == 0.5
+    data = json.loads((out / "recipe.json").read_text())["parts"]["data"]
+    assert data["sft_look_share"] == 0.5 and data["sft_look_exist_share"] == 1.0
     und = out / "data" / "und"
     chats = match_rows(und / "und.jsonl", 0.5) + count_rows(tmp_path / "c", 16)
     sft = (und / "und_sft.jsonl").read_text()
-    assert sft == "".join(look_rows(chats, 0.5, seed=2))
+    assert sft == "".join(look_rows(chats, 0.5, seed=2, exist_share=1.0))
     opened = [x for x in sft.splitlines() if json.loads(x)["kinds"][0] == "look"]
     assert 0.3 < len(opened) / len(chats) < 0.7
     assert all("look" not in json.loads(x)["kinds"] for x in (und / "und.jsonl").read_text().splitlines())

@@ -50,7 +50,7 @@ with open(und / "und.jsonl", "w") as f:
         row["images"] = [str(src / p) for p in row["images"]]
         f.write(json.dumps(row) + "\n")
 # this experiment's text-to-image pairs had no drawing plans (the recipe's default since session 35)
-recipe = Recipe(out, progress=False, sft_count_chats=n, plan_share=0.0, sft_plan_share=0.0)
+recipe = Recipe(out, progress=False, sft_count_chats=n, plan_share=0.0, sft_plan_share=0.0, sft_look_share=0.0)
 recipe.write_stage_data()
 records = {k: v for k, v in parts.items() if k in ("data", *shared)}
 records["data"] = {**parts["data"], "sft_count_chats": recipe.count_chats,

@@ -2,7 +2,9 @@
 rewrites with a share of them opened by a look turn ("List the objects." answered with the scene's inventory).
 
     python artifacts/experiments/look/setup_run.py RUN OUT SHARE [EXIST]   (repo root)
-    januspro train recipe shapes --out OUT --sft-look-share SHARE [--sft-look-exist-share EXIST] [--vq FILE as RUN had it]
+    januspro train recipe shapes --out OUT --sft-look-share SHARE --sft-look-exist-share EXIST [--vq FILE as RUN had it]
+
+(EXIST is 0 when omitted here; the recipe's own default is 1, so pass it to the recipe either way.)
 
 RUN is a run of the recipe's defaults (Stage II pairs with plans in ``t2i_stage2.jsonl``, or in ``t2i_plan.jsonl``
 for run s35-plan2, which holds the same lines). OUT gets links to RUN's part folders up to Stage II and to its

@@ -58,7 +58,7 @@ if stage2_share is not None:
     for cache in src.glob("t2i.codes-*.npy"):  # same images, same order: the cache key is the VQ and the row count
         shutil.copy(cache, t2i / cache.name.replace("t2i.codes-", "t2i_stage2.codes-"))
 link(run / "data" / "und", data / "und", ("images", "und.jsonl", "und_sft.jsonl"))
-recipe = Recipe(out, progress=False, sft_plan_share=share, plan_share=stage2_share or 0.0)
+recipe = Recipe(out, progress=False, sft_plan_share=share, plan_share=stage2_share or 0.0, sft_look_share=0.0)
 recipe.stamp_stage_data()
 records = {k: v for k, v in parts.items() if k in ("data", *shared)}
 records["data"] = {**parts["data"], **recipe.stage_data_settings(),

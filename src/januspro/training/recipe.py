@@ -138,10 +138,13 @@ class Recipe:
     # share of Stage III's understanding chats (the judge-opened and counting ones included) that open with a look
     # turn: "List the objects." answered with the scene's inventory in the drawing plans' words (colour, shape, grid
     # cell; shapes.datasets.look_rows), so that understanding can look first (TextGenParams.look)
-    sft_look_share: float = 0.0
-    # share of those look-opened chats that next ask whether the image shows an object, present or a near miss of
-    # one (shapes.datasets.look_exist_turn), so that answering from the inventory pays
-    sft_look_exist_share: float = 0.0
+    sft_look_share: float = 0.5
+    # share of those look-opened chats that next ask whether the image shows an object, present or absent but
+    # easily confused (shapes.datasets.look_exist_turn), so that answering from the inventory pays. Against the
+    # same Stage III without look turns (run s35-plan2 -> s36-look2): POPE F1 0.904/0.906/0.716 -> 0.929/0.920/0.825
+    # answering directly and 0.941/0.939/0.914 looking first, VQA 0.771 -> 0.809 / 0.837; look turns alone (share
+    # 0, run s36-look) gave right inventories that the answers ignored (artifacts/experiments/look/)
+    sft_look_exist_share: float = 1.0
     # counting chats added to Stage III's chats (shapes.judge.count_chat: a scene of 1-6 objects of one shape beside
     # 0-2 others, "Does the image show <n> <shape>s?" and "How many <shape>s are there?"); scaled by data_scale.
     # Against the same Stage III without them (run s34 -> s34-count): the ask judge's counting AUC 0.55 -> 0.63,

@@ -357,10 +357,13 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
                          "`januspro generate --plan` can plan before drawing.")
         look = parts["data"].get("sft_look_share", 0.0)
         if look:
+            exist = parts["data"].get("sft_look_exist_share", 0.0)
             notes.append(f"- {look:.0%} of Stage III's understanding chats open with 'List the objects.' answered "
-                         "with the scene's inventory in the drawing plans' words (`Recipe.sft_look_share`), so "
-                         "`januspro chat --look` (and `eval pope|vqa --look`) can list what the image shows before "
-                         "answering.")
+                         "with the scene's inventory in the drawing plans' words (`Recipe.sft_look_share`), "
+                         + (f"{exist:.0%} of them followed by a question about a present object or an easily "
+                            "confused absent one (`Recipe.sft_look_exist_share`), " if exist else "")
+                         + "so `januspro chat --look` (and `eval pope|vqa --look`) can list what the image shows "
+                         "before answering.")
         counts = parts["data"].get("sft_count_chats", 0)
         if counts:
             notes.append(f"- Stage III's chats also hold {counts:,} counting chats (`Recipe.sft_count_chats`): a scene "
