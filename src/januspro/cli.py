@@ -230,9 +230,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
                         "chat --look' and 'eval pope|vqa --look' list what the image shows before answering "
                         "(default: %(default)s)")
     p.add_argument("--sft-look-exist-share", type=float, default=Recipe.sft_look_exist_share,
-                   help="share of those look-opened chats that next ask whether the image shows an object, present "
-                        "or a near miss of one (its shape in another colour or its colour on another shape), so "
-                        "that answering from the inventory pays (default: %(default)s)")
+                   help="share of those look-opened chats that next ask whether the image shows an object: "
+                        "present, or absent but easily confused (a near miss of a present object, or an object "
+                        "whose colour and shape the scene shows on different objects), so that answering from the "
+                        "inventory pays (default: %(default)s)")
     p.add_argument("--sft-count-chats", type=int, default=Recipe.sft_count_chats,
                    help="counting chats added to Stage III's understanding chats: a scene of 1-6 objects of one "
                         "shape (beside 0-2 others), 'Does the image show <n> <shape>s?' and 'How many <shape>s are "

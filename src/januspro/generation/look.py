@@ -2,11 +2,12 @@
 shapes world's "List the objects.", answered with each object's colour, shape and grid cell) and then answers the
 user's question with its own inventory in the chat.
 
-A model trained with look turns (the recipe's ``--sft-look-share``) learns both halves: to write a scene's
-inventory from its image, and to answer after one. Listing objects one by one binds each colour to its shape;
-answering "Is there a red circle?" from a written list is then a text lookup, which a small LLM does better than
-checking a colour-shape conjunction over the image tokens at once (shapes-POPE's adversarial split asks exactly
-that). On a model never trained with look turns the inventory is whatever the model makes of the question.
+A model trained with look turns (the recipe's ``--sft-look-share``) learns to write a scene's inventory from its
+image; listing objects one by one binds each colour to its shape. Whether its answers then read the list depends
+on its training: when every question after a list could as well be answered from the image, they did not; with
+questions that only the list settles (``--sft-look-exist-share``: absent objects whose colour and shape the scene
+shows on different objects, shapes-POPE's adversarial case) they do (artifacts/experiments/look/). On a model
+never trained with look turns the inventory is whatever the model makes of the question.
 
 The look turn takes the images of the conversation's first user turn; the rest of that turn follows as the next
 user turn, as the training chats lay it out::

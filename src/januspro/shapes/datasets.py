@@ -397,7 +397,7 @@ def look_exist_turn(scene: Scene, rng: np.random.Generator) -> list[dict] | None
 def look_rows(lines: list[str], share: float, seed: int = 0, exist_share: float = 0.0) -> list[str]:
     """``und.jsonl`` lines, a share ``share`` of their chats opened by a look turn (:func:`with_look_turn`); one
     generator seeded with ``seed`` draws, line by line, which. A share ``exist_share`` of those chats also ask,
-    right after the look turn, whether the image shows an object, present or a near miss (:func:`look_exist_turn`),
+    right after the look turn, whether the image shows an object, present or easily confused (:func:`look_exist_turn`),
     so that answering from the inventory pays. Share 0 gives the lines unchanged; chats that already open with a
     look turn are left as they are."""
     for name, value in (("look share", share), ("look exist share", exist_share)):

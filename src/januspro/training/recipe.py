@@ -338,7 +338,7 @@ class Recipe:
         :attr:`count_chats` counting chats (:func:`~januspro.shapes.datasets.count_rows`; the trainer draws
         samples at random, so their place does not matter), a share ``sft_look_share`` of all of them opened by a
         look turn (:func:`~januspro.shapes.datasets.look_rows`, seed 2; a share ``sft_look_exist_share`` of those
-        next ask about an object, present or a near miss). Stamped with :meth:`stage_data_settings`."""
+        next ask about an object, present or easily confused). Stamped with :meth:`stage_data_settings`."""
         from ..shapes.datasets import clean_t2i_rows, count_rows, look_rows, match_rows, plan_rows
 
         t2i = self.data / "t2i" / "t2i.jsonl"
