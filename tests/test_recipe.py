@@ -53,6 +53,11 @@ def test_recipe_end_to_end_toy(tmp_path, capsys):
     assert "0% of Stage II's and 50% of Stage III's text-to-image pairs first write the scene's drawing plan" in card
     assert set(json.loads((pkg / "scores.json").read_text())["full"]) >= {"geneval_plan", "geneval_plan_best_of"}
     assert "open with 'Does the image show <prompt>?'" in card
+    # trained with look turns (the default): POPE and VQA also scored answering after the model's own inventory
+    assert set(ev["pope_look"]) == {"random", "popular", "adversarial"} and 0 <= ev["vqa_look"]["accuracy"] <= 1
+    assert {"pope_look_f1>=0.90_all_splits", "vqa_look>=0.85"} <= set(ev["targets"])
+    assert "| adversarial, look |" in card and "open with 'List the objects.'" in card
+    assert set(json.loads((pkg / "scores.json").read_text())["full"]) >= {"pope_look", "vqa_look"}
     assert "## Recipe and wall time" in card and "shapes-GenEval" in card and "plots/stage2.png" in card
     assert "| stage3 | 2 | 0.0002, linear cool-down over the last 1 to x0.05 |" in card  # the run's schedule
     assert "| stage2 | 2 | 0.0005, warm-up 100, constant |" in card

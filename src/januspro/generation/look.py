@@ -55,6 +55,11 @@ def split_for_look(conversation: Conversation, question: str) -> tuple[Conversat
     return look, rest
 
 
+def join_look(look: Conversation, rest: Conversation, answer: str) -> Conversation:
+    """The conversation :func:`split_for_look` split, with ``answer`` as the look turn's answer."""
+    return look + [{"role": "assistant", "content": answer}] + rest
+
+
 def look_first(model: JanusModel, processor: JanusProcessor, conversations: Sequence[Conversation],
                question: str, params: Any = None, system_prompt: str | None = None,
                max_new_tokens: int = LOOK_MAX_TOKENS) -> tuple[list[Conversation], list[str | None]]:
@@ -74,5 +79,5 @@ def look_first(model: JanusModel, processor: JanusProcessor, conversations: Sequ
             answers[i] = a
     out = []
     for c, s, a in zip(conversations, split, answers, strict=True):
-        out.append(list(c) if s is None else s[0] + [{"role": "assistant", "content": a}] + s[1])
+        out.append(list(c) if s is None else join_look(s[0], s[1], a))
     return out, answers

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..generation.image import ImageGenParams
-from ..generation.look import LOOK_MAX_TOKENS, split_for_look
+from ..generation.look import LOOK_MAX_TOKENS, join_look, split_for_look
 from ..generation.rerank import JUDGES
 from ..generation.text import TextGenParams
 from ..models.janus import JanusModel
@@ -357,7 +357,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(400, str(e), param="messages") from None
         res = await wait(submit(ChatRequest(encoded, TextGenParams(max_new_tokens=LOOK_MAX_TOKENS))), request)
         seen = res["choices"][0]["text"]
-        return look + [{"role": "assistant", "content": seen}] + rest, seen
+        return join_look(look, rest, seen), seen
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatBody, request: Request):

@@ -15,7 +15,7 @@ Image paths are relative to the folder of the JSONL file.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,41 +324,48 @@ def clean_t2i_rows(jsonl: str | Path, seed: int = 0, style: DataStyle | None = N
     return t2i_rows(jsonl, seed, style, ("synthetic",))
 
 
-def plan_rows(lines: list[str], share: float, seed: int = 0) -> list[str]:
-    """Text-to-image lines, a share ``share`` of them given the scene's drawing plan (``"plan"``,
-    :func:`~januspro.shapes.language.layout_plan`); one generator seeded with ``seed`` draws, line by line,
-    which. Share 0 gives the lines unchanged."""
+def edit_share(lines: Iterable[str], share: float, seed: int, what: str,
+               edit: Callable[[dict, np.random.Generator], bool]) -> list[str]:
+    """JSON lines with a share ``share`` of them passed to ``edit(row, rng)``, which changes the row in place and
+    says whether it did (an unchanged row keeps its line byte for byte). One generator seeded with ``seed`` draws,
+    line by line, which lines, and ``edit`` draws from it too. Share 0 gives the lines unchanged. The one loop of
+    :func:`plan_rows`, :func:`match_rows` and :func:`look_rows`; ``what`` names the share in errors."""
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"plan share must be in [0, 1], got {share}")
+        raise ValueError(f"{what} share must be in [0, 1], got {share}")
     rng = np.random.default_rng(seed)
     out = []
     for line in lines:
         if share > 0 and rng.random() < share:
             row = json.loads(line)
-            row["plan"] = layout_plan(Scene.from_dict(row["scene"]))
-            line = json.dumps(row) + "\n"
+            if edit(row, rng):
+                line = json.dumps(row) + "\n"
         out.append(line)
     return out
 
 
+def plan_rows(lines: list[str], share: float, seed: int = 0) -> list[str]:
+    """Text-to-image lines, a share ``share`` of them given the scene's drawing plan (``"plan"``,
+    :func:`~januspro.shapes.language.layout_plan`), drawn by :func:`edit_share`."""
+    def edit(row: dict, rng: np.random.Generator) -> bool:
+        row["plan"] = layout_plan(Scene.from_dict(row["scene"]))
+        return True
+
+    return edit_share(lines, share, seed, "plan", edit)
+
+
 def match_rows(jsonl: str | Path, share: float, seed: int = 0) -> list[str]:
     """The lines of an ``und.jsonl``, a share ``share`` of its chats opened by a judge turn about the same image
-    (:func:`with_match_turn`); one generator seeded with ``seed`` draws, line by line, whether a chat gets one
-    and which. Share 0 gives the lines unchanged. Chats that already open with a judge turn are left as
-    they are."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"match share must be in [0, 1], got {share}")
-    rng = np.random.default_rng(seed)
-    rows = []
-    for line in open(jsonl):
-        if share > 0 and rng.random() < share:
-            row = json.loads(line)
-            if row["kinds"][:1] != ["match"]:
-                row["messages"], row["kinds"] = with_match_turn(row["messages"], row["kinds"],
-                                                                Scene.from_dict(row["scene"]), rng)
-                line = json.dumps(row) + "\n"
-        rows.append(line)
-    return rows
+    (:func:`with_match_turn`), drawn by :func:`edit_share`. Chats that already open with a judge turn are left
+    as they are."""
+    def edit(row: dict, rng: np.random.Generator) -> bool:
+        if row["kinds"][:1] == ["match"]:
+            return False
+        row["messages"], row["kinds"] = with_match_turn(row["messages"], row["kinds"], Scene.from_dict(row["scene"]),
+                                                        rng)
+        return True
+
+    with open(jsonl) as f:
+        return edit_share(f, share, seed, "match", edit)
 
 
 def look_exist_turn(scene: Scene, rng: np.random.Generator) -> list[dict] | None:
@@ -395,30 +402,26 @@ def look_exist_turn(scene: Scene, rng: np.random.Generator) -> list[dict] | None
 
 
 def look_rows(lines: list[str], share: float, seed: int = 0, exist_share: float = 0.0) -> list[str]:
-    """``und.jsonl`` lines, a share ``share`` of their chats opened by a look turn (:func:`with_look_turn`); one
-    generator seeded with ``seed`` draws, line by line, which. A share ``exist_share`` of those chats also ask,
-    right after the look turn, whether the image shows an object, present or easily confused (:func:`look_exist_turn`),
-    so that answering from the inventory pays. Share 0 gives the lines unchanged; chats that already open with a
-    look turn are left as they are."""
-    for name, value in (("look share", share), ("look exist share", exist_share)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-    rng = np.random.default_rng(seed)
-    out = []
-    for line in lines:
-        if share > 0 and rng.random() < share:
-            row = json.loads(line)
-            if row["kinds"][:1] != ["look"]:
-                scene = Scene.from_dict(row["scene"])
-                row["messages"], row["kinds"] = with_look_turn(row["messages"], row["kinds"], scene)
-                # drawn only when the share is on, so look turns alone stay as they were
-                extra = look_exist_turn(scene, rng) if exist_share > 0 and rng.random() < exist_share else None
-                if extra is not None:
-                    row["messages"][2:2] = extra
-                    row["kinds"].insert(1, "exist")
-                line = json.dumps(row) + "\n"
-        out.append(line)
-    return out
+    """``und.jsonl`` lines, a share ``share`` of their chats opened by a look turn (:func:`with_look_turn`), drawn
+    by :func:`edit_share`. A share ``exist_share`` of those chats also ask, right after the look turn, whether the
+    image shows an object, present or easily confused (:func:`look_exist_turn`), so that answering from the
+    inventory pays. Chats that already open with a look turn are left as they are."""
+    if not 0.0 <= exist_share <= 1.0:
+        raise ValueError(f"look exist share must be in [0, 1], got {exist_share}")
+
+    def edit(row: dict, rng: np.random.Generator) -> bool:
+        if row["kinds"][:1] == ["look"]:
+            return False
+        scene = Scene.from_dict(row["scene"])
+        row["messages"], row["kinds"] = with_look_turn(row["messages"], row["kinds"], scene)
+        # drawn only when the share is on, so look turns alone stay as they were
+        extra = look_exist_turn(scene, rng) if exist_share > 0 and rng.random() < exist_share else None
+        if extra is not None:
+            row["messages"][2:2] = extra
+            row["kinds"].insert(1, "exist")
+        return True
+
+    return edit_share(lines, share, seed, "look", edit)
 
 
 def count_rows(folder: str | Path, n: int, seed: int = 0, resolution: int = 64) -> list[str]:
