@@ -11,8 +11,9 @@ from PIL import Image
 
 from helpers import make_tiny_checkpoint
 from januspro.cli import main
-from januspro.eval.mmbench import circular_items, circular_scores, extract_choice, write_tsv
-from januspro.eval.mme import mme_answer, subtask_scores, totals
+from januspro.eval.mmbench import circular_items, circular_scores, extract_choice, run_mmbench, write_tsv
+from januspro.eval.mme import mme_answer, run_mme, subtask_scores, totals
+from januspro.eval.mmmu import run_mmmu
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +70,21 @@ def test_mme_runner_official_layout_and_resume(tiny, fixtures_dir, tmp_path, cap
     assert main(argv) == 0
     assert stable(json.loads((tmp_path / "out" / "results.json").read_text())) == stable(first)
     assert "MME perception" in capsys.readouterr().out
+    refused(tiny, lambda m, p: run_mme(m, p, data, images, tmp_path / "out", max_new_tokens=4))
     shutil.rmtree(images / "count")
     assert main(argv[:-2] + [str(tmp_path / "out2"), "--quiet"]) == 2
     assert "MME image" in capsys.readouterr().err
+
+
+def refused(tiny, run) -> None:
+    """``run(model, processor)`` is refused: its output folder holds answers of other decoding settings (the
+    folder's run.json), which would otherwise be resumed as they are."""
+    from januspro.checkpoint import load_model, load_processor
+    from januspro.eval.record import OutputFolderError
+
+    model = load_model(tiny).eval()
+    with pytest.raises(OutputFolderError, match="max_new_tokens"):
+        run(model, load_processor(model))
 
 
 # ----------------------------------------------------------------------------- MMBench
@@ -109,6 +122,7 @@ def test_mmbench_runner_and_resume(tiny, tmp_path, capsys):
     assert main(argv) == 0
     assert stable(json.loads((tmp_path / "mb" / "results.json").read_text())) == stable(first)
     assert "circular accuracy" in capsys.readouterr().out
+    refused(tiny, lambda m, p: run_mmbench(m, p, tsv, tmp_path / "mb", max_new_tokens=4))
     bad = tmp_path / "bad.tsv"
     bad.write_text("index\tquestion\n1\tq\n")
     assert main(["eval", "mmbench", "--model", str(tiny), "--data", str(bad), "--out", str(tmp_path / "x"),
@@ -228,3 +242,4 @@ def test_mmmu_runner(tiny, tmp_path, capsys):
     res = json.loads((tmp_path / "m" / "results.json").read_text())
     assert res["benchmark"] == "mmmu" and res["scores"]["n_questions"] == 2
     assert "MMMU accuracy" in capsys.readouterr().out
+    refused(tiny, lambda m, p: run_mmmu(m, p, tmp_path / "mmmu.jsonl", tmp_path / "m", max_new_tokens=4))

@@ -16,8 +16,15 @@ from januspro.generation.look import look_first, split_for_look
 from januspro.generation.text import TextGenParams, generate_text
 from januspro.processing.processor import ConversationError
 from januspro.shapes.datasets import look_rows, with_look_turn
-from januspro.shapes.language import LOOK_QUESTION, conversation, layout_plan
-from januspro.shapes.world import Scene, sample_scene
+from januspro.shapes.language import (
+    LOOK_QUESTION,
+    conversation,
+    layout_plan,
+    mentions_held_out,
+    ref_phrase,
+    relation_pairs,
+)
+from januspro.shapes.world import Scene, relations, sample_scene
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +189,43 @@ def test_look_exist_turns_ask_about_present_objects_and_near_misses():
     assert 0.35 < answers["yes"] / len(asked) < 0.65
     with pytest.raises(ValueError, match="look exist share"):
         look_rows(lines, 0.5, exist_share=-0.1)
+
+
+def test_look_space_turns_ask_where_objects_are_and_answer_by_geneval_rule():
+    lines = _chat_lines(400, seed=4)
+    exist = look_rows(lines, 0.5, seed=2, exist_share=1.0)
+    assert look_rows(lines, 0.5, seed=2, exist_share=1.0, space_share=0.0) == exist  # off: as before
+    rows = [json.loads(x) for x in look_rows(lines, 0.5, seed=2, exist_share=1.0, space_share=1.0)]
+    before = {json.loads(x)["images"][0]: json.loads(x) for x in lines}
+    kinds = {"relation": 0, "where": 0}
+    for r in rows:
+        if r["kinds"][0] != "look":
+            continue
+        scene = Scene.from_dict(r["scene"])
+        original = before[r["images"][0]]["messages"]
+        inserted = len(r["messages"]) - len(original) - 2  # messages between the look turn and the chat's own
+        assert r["messages"][2 + inserted:] == [
+            {**m, "content": m["content"].replace("<image_placeholder>\n", "")} for m in original]
+        turns = r["kinds"][1:1 + inserted // 2]
+        assert turns in (["exist", "relation"], ["exist", "where"], ["relation"], ["where"], ["exist"], [])
+        if not set(turns) & set(kinds):  # no space turn: only a scene without a pair to ask about lacks it
+            assert not relation_pairs(scene)
+            continue
+        at = len(turns)
+        kind = r["kinds"][at]
+        kinds[kind] += 1
+        q, a = r["messages"][2 * at]["content"], r["messages"][2 * at + 1]["content"]
+        refs = {ref_phrase(o, scene, None, "the"): o for o in scene.objects}
+        # the two objects: the longest names the question contains, in the order it names them
+        named = sorted((q.find(n), n) for n in refs if n in q and not any(n in m and n != m for m in refs if m in q))
+        first, second = refs[named[0][1]], refs[named[-1][1]]
+        held = relations(first.bbox, second.bbox)
+        if kind == "relation":
+            asked = next(x for x in ("left of", "right of", "above", "below") if f" {x} " in q)
+            assert a == ("yes" if asked in held else "no")
+        else:
+            assert q.startswith("Where is ") and held == {a}
+        assert not mentions_held_out(q + " " + a)
+    assert kinds["relation"] > 50 and kinds["where"] > 30
+    with pytest.raises(ValueError, match="look space share"):
+        look_rows(lines, 0.5, space_share=2.0)

@@ -330,6 +330,15 @@ def test_chat_look_answers_after_the_models_own_look_answer(client, tiny):
     assert r.json()["look"] == seen[0]
     assert r.json()["choices"][0]["message"]["content"] == generate_text(model, proc, opened,
                                                                          TextGenParams(max_new_tokens=6))[0]
+    # usage counts the look pass too (its prompt: the image and the look question; its answer), and says it apart
+    usage, plain = r.json()["usage"], client.post("/v1/chat/completions", json=chat_body("Is there a red circle?"))
+    look_prompt = len(proc.encode_chat([{"role": "user", "content": [{"type": "image", "image": img},
+                                                                     {"type": "text", "text": LOOK_QUESTION}]}]).input_ids)
+    assert usage["look"]["prompt_tokens"] == look_prompt and 1 <= usage["look"]["completion_tokens"] <= 128
+    assert usage["prompt_tokens"] == len(proc.encode_chat(opened[0]).input_ids) + look_prompt
+    assert usage["completion_tokens"] > usage["look"]["completion_tokens"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert "look" not in plain.json()["usage"]
     custom = client.post("/v1/chat/completions", json=chat_body("Is there a red circle?", look="What is there?"))
     assert custom.status_code == 200 and isinstance(custom.json()["look"], str)
     assert "look" not in client.post("/v1/chat/completions", json=chat_body(image=False, look=True)).json()

@@ -234,6 +234,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
                         "present, or absent but easily confused (a near miss of a present object, or an object "
                         "whose colour and shape the scene shows on different objects), so that answering from the "
                         "inventory pays (default: %(default)s)")
+    p.add_argument("--sft-look-space-share", type=float, default=Recipe.sft_look_space_share,
+                   help="share of those look-opened chats that next ask where one object is relative to another "
+                        "('Is the square below the circle?', 'Where is the square relative to the circle?'), which "
+                        "the inventory's grid cells settle (default: %(default)s)")
     p.add_argument("--sft-count-chats", type=int, default=Recipe.sft_count_chats,
                    help="counting chats added to Stage III's understanding chats: a scene of 1-6 objects of one "
                         "shape (beside 0-2 others), 'Does the image show <n> <shape>s?' and 'How many <shape>s are "
@@ -288,6 +292,7 @@ def _cmd_recipe(argv: list[str]) -> int:
                     eval_items=args.eval_items, progress=not args.quiet, style=style,
                     sft_caption_order=args.sft_caption_order, sft_match_share=args.sft_match_share,
                     sft_look_share=args.sft_look_share, sft_look_exist_share=args.sft_look_exist_share,
+                    sft_look_space_share=args.sft_look_space_share,
                     sft_count_chats=args.sft_count_chats, sft_plan_share=args.sft_plan_share,
                     plan_share=args.plan_share,
                     eval_best_of=args.eval_best_of)

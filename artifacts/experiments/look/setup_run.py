@@ -1,10 +1,11 @@
 """A run folder that shares a finished run's parts up to Stage II and all its data but Stage III's chats, which it
 rewrites with a share of them opened by a look turn ("List the objects." answered with the scene's inventory).
 
-    python artifacts/experiments/look/setup_run.py RUN OUT SHARE [EXIST]   (repo root)
-    januspro train recipe shapes --out OUT --sft-look-share SHARE --sft-look-exist-share EXIST [--vq FILE as RUN had it]
+    python artifacts/experiments/look/setup_run.py RUN OUT SHARE [EXIST [SPACE]]   (repo root)
+    januspro train recipe shapes --out OUT --sft-look-share SHARE --sft-look-exist-share EXIST \
+        --sft-look-space-share SPACE [--vq FILE as RUN had it]
 
-(EXIST is 0 when omitted here; the recipe's own default is 1, so pass it to the recipe either way.)
+(EXIST and SPACE are 0 when omitted here; the recipe's own default for EXIST is 1, so pass both to the recipe.)
 
 RUN is a run of the recipe's defaults (Stage II pairs with plans in ``t2i_stage2.jsonl``, or in ``t2i_plan.jsonl``
 for run s35-plan2, which holds the same lines). OUT gets links to RUN's part folders up to Stage II and to its
@@ -12,7 +13,8 @@ data folders but ``t2i`` and ``und``, which are its own: ``t2i`` links RUN's ima
 Stage II-III pairs with their cached codes; ``und`` links RUN's images and chats, and holds its own
 ``und_sft.jsonl``: RUN's Stage III chats through ``januspro.shapes.datasets.look_rows`` (seed 2), as the recipe
 writes them with ``--sft-look-share SHARE`` (and ``--sft-look-exist-share EXIST``: that share of the look-opened
-chats next ask about a present object or a near miss of one). The stamp of Stage II-III's data says the recipe's defaults with
+chats next ask about a present object or a near miss of one; ``--sft-look-space-share SPACE``: that share of them
+then ask where one object is relative to another, ``../look-space/``). The stamp of Stage II-III's data says the recipe's defaults with
 ``sft_look_share`` SHARE. OUT/recipe.json holds RUN's records up to Stage II.
 """
 import json
@@ -23,10 +25,11 @@ from pathlib import Path
 from januspro.shapes.datasets import look_rows
 from januspro.training.recipe import ORDER, Recipe
 
-if len(sys.argv) not in (4, 5):
+if len(sys.argv) not in (4, 5, 6):
     sys.exit(__doc__)
 run, out, share = Path(sys.argv[1]).resolve(), Path(sys.argv[2]), float(sys.argv[3])
-exist = float(sys.argv[4]) if len(sys.argv) == 5 else 0.0
+exist = float(sys.argv[4]) if len(sys.argv) >= 5 else 0.0
+space = float(sys.argv[5]) if len(sys.argv) == 6 else 0.0
 parts = json.loads((run / "recipe.json").read_text())["parts"]
 shared = ORDER[1:ORDER.index("stage3")]
 
@@ -55,14 +58,17 @@ for f in src.glob(f"{stage2}.*"):  # same lines, same images: the cache key is t
         os.link(f.resolve(), dest)
 und = data / "und"
 link(run / "data" / "und", und, ("images", "und.jsonl"))
-chats = look_rows(open(run / "data" / "und" / "und_sft.jsonl").readlines(), share, seed=2, exist_share=exist)
+chats = look_rows(open(run / "data" / "und" / "und_sft.jsonl").readlines(), share, seed=2, exist_share=exist,
+                   space_share=space)
 (und / "und_sft.jsonl").write_text("".join(chats))
-recipe = Recipe(out, progress=False, sft_look_share=share, sft_look_exist_share=exist)
+recipe = Recipe(out, progress=False, sft_look_share=share, sft_look_exist_share=exist,
+                sft_look_space_share=space)
 recipe.stamp_stage_data()
 records = {k: v for k, v in parts.items() if k in ("data", *shared)}
 records["data"] = {**parts["data"], **recipe.stage_data_settings(),
                    "note": f"{run.name}'s data; Stage III's chats with look turns on a share {share}, of which {exist} "
-                           "next ask about a present object or a near miss (look/setup_run.py)"}
+                           f"next ask about a present object or a near miss and {space} where one object is "
+                           "relative to another (look/setup_run.py)"}
 (out / "recipe.json").write_text(json.dumps({"parts": records}, indent=2) + "\n")
 n_look = sum('"look"' in x for x in chats)
 print(f"{out}: {n_look} of {len(chats)} Stage III chats open with a look turn; parts {', '.join(records)}")

@@ -32,7 +32,7 @@ from ..processing.processor import JanusProcessor
 from ..shapes.scoring import normalize_answer
 from .answers import answer_items
 from .geneval import config_hash, hardware
-from .record import write_results
+from .record import answers_stamp, claim_output, write_results
 
 LETTERS = "ABCDEFGHI"
 SUFFIX = "Answer with the option's letter from the given choices directly."
@@ -132,6 +132,8 @@ def run_mmbench(model: JanusModel, processor: JanusProcessor, data: str | Path, 
     rows = read_tsv(data)
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
+    params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    claim_output(out, answers_stamp(model, params, SUFFIX))  # resume only answers of these settings and this model
     for row in rows:  # decode each image once into OUT/images (checked, so a bad row fails before the model runs)
         dest = out / "images" / f"{row['index']}.png"
         if dest.is_file():
@@ -147,7 +149,6 @@ def run_mmbench(model: JanusModel, processor: JanusProcessor, data: str | Path, 
     for it in items:
         it["image"] = f"{it['index']}.png"
     t0 = time.time()
-    params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
     answers = answer_items(model, processor, items, out / "images", out / "answers.jsonl", lambda it: it["prompt"],
                            params, batch_size, progress)
     results = {"benchmark": "mmbench", "scores": circular_scores(items, answers), "evaluation": "circular",

@@ -22,7 +22,7 @@ from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
 from .answers import answer_items
 from .geneval import config_hash, hardware
-from .record import write_results
+from .record import answers_stamp, claim_output, write_results
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork",
               "OCR")
@@ -95,6 +95,7 @@ def run_mme(model: JanusModel, processor: JanusProcessor, data: str | Path, imag
         raise FileNotFoundError(f"no image folder at {images}")
     (out / "Your_Results").mkdir(parents=True, exist_ok=True)
     params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    claim_output(out, answers_stamp(model, params, ""))  # resume only answers of these settings and this model
     t0 = time.time()
     per: dict[str, dict[str, float]] = {}
     for f in files:

@@ -35,7 +35,7 @@ from ..shapes.scoring import normalize_answer
 from .answers import read_answers
 from .geneval import config_hash, hardware
 from .mmbench import LETTERS
-from .record import write_results
+from .record import answers_stamp, claim_output, write_results
 
 MC_SUFFIX = "Answer with the option's letter from the given choices directly."
 OPEN_SUFFIX = "Answer the question using a single word or phrase."
@@ -142,9 +142,11 @@ def run_mmmu(model: JanusModel, processor: JanusProcessor, data: str | Path, out
     qs = read_questions(data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    # resume only answers of these settings and this model
+    claim_output(out, answers_stamp(model, params, f"{MC_SUFFIX} | {OPEN_SUFFIX}"))
     path = out / "answers.jsonl"
     done = read_answers(path)
-    params = TextGenParams(max_new_tokens=max_new_tokens, temperature=0.0)
     t0 = time.time()
     todo = [q for q in qs if q["id"] not in done]
     with open(path, "a") as f:

@@ -331,10 +331,11 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(429, f"the server is busy ({e})", "rate_limit_error", code="queue_full",
                            headers={"Retry-After": "1"}) from None
 
-    async def look_first_turn(body: ChatBody, request: Request) -> tuple[list[dict[str, Any]], str] | None:
+    async def look_first_turn(body: ChatBody, request: Request
+                              ) -> tuple[list[dict[str, Any]], str, dict[str, int]] | None:
         """With ``look``: the conversation with the model's answer to the look question first (one greedy pass
-        through the engine, up to LOOK_MAX_TOKENS) and that answer; None without look or without an image in
-        the first user turn."""
+        through the engine, up to LOOK_MAX_TOKENS), that answer and the look pass's token counts (prompt and
+        completion); None without look or without an image in the first user turn."""
         if body.look is False or body.look == "":
             return None
         question = LOOK_QUESTION if body.look is True else body.look
@@ -357,7 +358,8 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(400, str(e), param="messages") from None
         res = await wait(submit(ChatRequest(encoded, TextGenParams(max_new_tokens=LOOK_MAX_TOKENS))), request)
         seen = res["choices"][0]["text"]
-        return join_look(look, rest, seen), seen
+        spent = {"prompt_tokens": res["prompt_tokens"], "completion_tokens": res["choices"][0]["completion_tokens"]}
+        return join_look(look, rest, seen), seen, spent
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatBody, request: Request):
@@ -391,10 +393,13 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
 
-        def usage(res: dict[str, Any]) -> dict[str, int]:
-            comp = sum(c["completion_tokens"] for c in res["choices"])
-            return {"prompt_tokens": res["prompt_tokens"], "completion_tokens": comp,
-                    "total_tokens": res["prompt_tokens"] + comp}
+        def usage(res: dict[str, Any]) -> dict[str, Any]:
+            """Tokens processed for the request: the look pass's (also under ``look``) and the answer's."""
+            prompt = res["prompt_tokens"] + (looked[2]["prompt_tokens"] if looked else 0)
+            comp = sum(c["completion_tokens"] for c in res["choices"]) + (looked[2]["completion_tokens"] if looked
+                                                                            else 0)
+            return {"prompt_tokens": prompt, "completion_tokens": comp, "total_tokens": prompt + comp,
+                    **({"look": {**looked[2], "total_tokens": sum(looked[2].values())}} if looked else {})}
 
         if not body.stream:
             res = await wait(submit(req), request)

@@ -31,8 +31,10 @@ from .language import (
     conversation,
     group_phrase,
     layout_plan,
+    mentions_held_out,
     near_miss,
     noisy_caption,
+    spatial_questions,
     text_line,
 )
 from .render import render
@@ -401,24 +403,44 @@ def look_exist_turn(scene: Scene, rng: np.random.Generator) -> list[dict] | None
             {"role": "assistant", "content": "yes" if f"{color} {shape}" in present else "no"}]
 
 
-def look_rows(lines: list[str], share: float, seed: int = 0, exist_share: float = 0.0) -> list[str]:
+def look_space_turn(scene: Scene, rng: np.random.Generator) -> tuple[list[dict], str] | None:
+    """A spatial question about two objects and its answer (one of :func:`~.language.spatial_questions`, relation
+    or "where" at even odds when both are offered) with its kind; None when the scene has no pair to ask about.
+    After an inventory, whose grid cells settle most of these, the answer is a comparison of the two objects'
+    rows or columns."""
+    qs = [x for x in spatial_questions(scene, rng) if not mentions_held_out(x[0] + " " + x[1])]
+    if not qs:
+        return None
+    q, a, kind = qs[int(rng.integers(len(qs)))]
+    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}], kind
+
+
+def look_rows(lines: list[str], share: float, seed: int = 0, exist_share: float = 0.0,
+              space_share: float = 0.0) -> list[str]:
     """``und.jsonl`` lines, a share ``share`` of their chats opened by a look turn (:func:`with_look_turn`), drawn
     by :func:`edit_share`. A share ``exist_share`` of those chats also ask, right after the look turn, whether the
-    image shows an object, present or easily confused (:func:`look_exist_turn`), so that answering from the
+    image shows an object, present or easily confused (:func:`look_exist_turn`), and a share ``space_share`` of
+    them ask next where one object is relative to another (:func:`look_space_turn`), so that answering from the
     inventory pays. Chats that already open with a look turn are left as they are."""
-    if not 0.0 <= exist_share <= 1.0:
-        raise ValueError(f"look exist share must be in [0, 1], got {exist_share}")
+    for name, value in (("exist", exist_share), ("space", space_share)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"look {name} share must be in [0, 1], got {value}")
 
     def edit(row: dict, rng: np.random.Generator) -> bool:
         if row["kinds"][:1] == ["look"]:
             return False
         scene = Scene.from_dict(row["scene"])
         row["messages"], row["kinds"] = with_look_turn(row["messages"], row["kinds"], scene)
-        # drawn only when the share is on, so look turns alone stay as they were
+        # each drawn only when its share is on, so data made without it stays as it was
         extra = look_exist_turn(scene, rng) if exist_share > 0 and rng.random() < exist_share else None
         if extra is not None:
             row["messages"][2:2] = extra
             row["kinds"].insert(1, "exist")
+        space = look_space_turn(scene, rng) if space_share > 0 and rng.random() < space_share else None
+        if space is not None:
+            at = 2 if extra is not None else 1  # after the look turn and the existence question
+            row["messages"][2 * at:2 * at] = space[0]
+            row["kinds"].insert(at, space[1])
         return True
 
     return edit_share(lines, share, seed, "look", edit)

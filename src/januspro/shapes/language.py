@@ -230,22 +230,32 @@ def qa_pairs(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = 
             continue
         q = f"Is there a {color} {shape} in the image?" if rng.random() < 0.5 else f"Is there a {color} {shape}?"
         out.append((q, "yes" if f"{color} {shape}" in present else "no", "exist"))
-    pairs = relation_pairs(scene, held_out)
-    if pairs:
-        a, r, b = pairs[int(rng.integers(len(pairs)))]
-        rels_ab = relations(a.bbox, b.bbox)
-        if rng.random() < 0.5:
-            asked = r
-        else:
-            asked = _pick(rng, [x for x in RELATIONS if x not in rels_ab])
-            if held_out is not None and (a.shape, asked, b.shape) in held_out.triples:
-                asked = r
-        q = f"Is {ref_phrase(a, scene, None, 'the')} {asked} {ref_phrase(b, scene, None, 'the')}?"
-        out.append((q, "yes" if asked in rels_ab else "no", "relation"))
-        if len(rels_ab) == 1:
-            q = f"Where is {ref_phrase(a, scene, None, 'the')} relative to {ref_phrase(b, scene, None, 'the')}?"
-            out.append((q, r, "where"))
+    out += spatial_questions(scene, rng, held_out)
     return [x for x in out if held_out is None or not mentions_held_out(x[0] + " " + x[1], held_out)]
+
+
+def spatial_questions(scene: Scene, rng: np.random.Generator, held_out: HeldOut | None = HELD_OUT
+                      ) -> list[tuple[str, str, str]]:
+    """(question, short answer, kind) about one random pair of uniquely named objects: "Is the square below the
+    circle?" (kind relation; yes or, at even odds, no about a relation that does not hold) and, when exactly one
+    relation holds, "Where is the square relative to the circle?" (kind where). Empty when no pair qualifies.
+    Relations follow GenEval's rule (:func:`~.world.relations`); a held-out triple is never asked about."""
+    pairs = relation_pairs(scene, held_out)
+    if not pairs:
+        return []
+    a, r, b = pairs[int(rng.integers(len(pairs)))]
+    rels_ab = relations(a.bbox, b.bbox)
+    if rng.random() < 0.5:
+        asked = r
+    else:
+        asked = _pick(rng, [x for x in RELATIONS if x not in rels_ab])
+        if held_out is not None and (a.shape, asked, b.shape) in held_out.triples:
+            asked = r
+    the_a, the_b = ref_phrase(a, scene, None, "the"), ref_phrase(b, scene, None, "the")
+    out = [(f"Is {the_a} {asked} {the_b}?", "yes" if asked in rels_ab else "no", "relation")]
+    if len(rels_ab) == 1:
+        out.append((f"Where is {the_a} relative to {the_b}?", r, "where"))
+    return out
 
 
 def by_kind(qas: list[tuple[str, str, str]], rng: np.random.Generator) -> list[int]:

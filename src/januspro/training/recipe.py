@@ -145,6 +145,10 @@ class Recipe:
     # answering directly and 0.941/0.939/0.914 looking first, VQA 0.771 -> 0.809 / 0.837; look turns alone (share
     # 0, run s36-look) gave right inventories that the answers ignored (artifacts/experiments/look/)
     sft_look_exist_share: float = 1.0
+    # share of the look-opened chats that next ask where one object is relative to another (a relation yes/no or a
+    # "where" question; shapes.datasets.look_space_turn): the inventory's grid cells settle most of them, which the
+    # model answering from the image alone does at chance (artifacts/experiments/look-space/)
+    sft_look_space_share: float = 0.0
     # counting chats added to Stage III's chats (shapes.judge.count_chat: a scene of 1-6 objects of one shape beside
     # 0-2 others, "Does the image show <n> <shape>s?" and "How many <shape>s are there?"); scaled by data_scale.
     # Against the same Stage III without them (run s34 -> s34-count): the ask judge's counting AUC 0.55 -> 0.63,
@@ -168,7 +172,8 @@ class Recipe:
             raise RecipeError(f"sft_caption_order={self.sft_caption_order!r}: {e}") from None
         if not 0.0 <= self.sft_match_share <= 1.0:
             raise RecipeError(f"sft_match_share must be in [0, 1], got {self.sft_match_share}")
-        for name in ("plan_share", "sft_plan_share", "sft_look_share", "sft_look_exist_share"):
+        for name in ("plan_share", "sft_plan_share", "sft_look_share", "sft_look_exist_share",
+                     "sft_look_space_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise RecipeError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.sft_count_chats < 0:
@@ -338,7 +343,8 @@ class Recipe:
         :attr:`count_chats` counting chats (:func:`~januspro.shapes.datasets.count_rows`; the trainer draws
         samples at random, so their place does not matter), a share ``sft_look_share`` of all of them opened by a
         look turn (:func:`~januspro.shapes.datasets.look_rows`, seed 2; a share ``sft_look_exist_share`` of those
-        next ask about an object, present or easily confused). Stamped with :meth:`stage_data_settings`."""
+        next ask about an object, present or easily confused, and a share ``sft_look_space_share`` where one object is
+        relative to another). Stamped with :meth:`stage_data_settings`."""
         from ..shapes.datasets import clean_t2i_rows, count_rows, look_rows, match_rows, plan_rows
 
         t2i = self.data / "t2i" / "t2i.jsonl"
@@ -350,7 +356,8 @@ class Recipe:
         und = self.data / "und"
         chats = match_rows(und / "und.jsonl", self.sft_match_share) + count_rows(und, self.count_chats)
         _write_atomic(self.sft_chats, "".join(look_rows(chats, self.sft_look_share, seed=2,
-                                                        exist_share=self.sft_look_exist_share)))
+                                                        exist_share=self.sft_look_exist_share,
+                                                        space_share=self.sft_look_space_share)))
         self.stamp_stage_data()
 
     def stamp_stage_data(self) -> None:
@@ -362,7 +369,8 @@ class Recipe:
         return {"plan_share": self.plan_share, "sft_caption_order": self.sft_caption_order,
                 "sft_plan_share": self.sft_plan_share,
                 "sft_match_share": self.sft_match_share, "sft_count_chats": self.count_chats,
-                "sft_look_share": self.sft_look_share, "sft_look_exist_share": self.sft_look_exist_share}
+                "sft_look_share": self.sft_look_share, "sft_look_exist_share": self.sft_look_exist_share,
+                "sft_look_space_share": self.sft_look_space_share}
 
     def stage_data_current(self) -> bool:
         """Was the data of Stages II-III written with this recipe's settings (its stamp)?"""

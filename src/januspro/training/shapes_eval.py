@@ -358,10 +358,13 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         look = parts["data"].get("sft_look_share", 0.0)
         if look:
             exist = parts["data"].get("sft_look_exist_share", 0.0)
+            space = parts["data"].get("sft_look_space_share", 0.0)
             notes.append(f"- {look:.0%} of Stage III's understanding chats open with 'List the objects.' answered "
                          "with the scene's inventory in the drawing plans' words (`Recipe.sft_look_share`), "
                          + (f"{exist:.0%} of them followed by a question about a present object or an easily "
                             "confused absent one (`Recipe.sft_look_exist_share`), " if exist else "")
+                         + (f"{space:.0%} of them by a question about where one object is relative to another "
+                            "(`Recipe.sft_look_space_share`), " if space else "")
                          + "so `januspro chat --look` (and `eval pope|vqa --look`) can list what the image shows "
                          "before answering.")
         counts = parts["data"].get("sft_count_chats", 0)
