@@ -14,8 +14,8 @@ Stage II-III pairs with their cached codes; ``und`` links RUN's images and chats
 ``und_sft.jsonl``: RUN's Stage III chats through ``januspro.shapes.datasets.look_rows`` (seed 2), as the recipe
 writes them with ``--sft-look-share SHARE`` (and ``--sft-look-exist-share EXIST``: that share of the look-opened
 chats next ask about a present object or a near miss of one; ``--sft-look-space-share SPACE``: that share of them
-then ask where one object is relative to another, ``../look-space/``). The stamp of Stage II-III's data says the recipe's defaults with
-``sft_look_share`` SHARE. OUT/recipe.json holds RUN's records up to Stage II.
+then ask where one object is relative to another, see README's Result 3). The stamp of Stage II-III's data says the
+recipe's defaults with ``sft_look_share`` SHARE. OUT/recipe.json holds RUN's records up to Stage II.
 """
 import json
 import os

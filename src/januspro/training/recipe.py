@@ -147,7 +147,7 @@ class Recipe:
     sft_look_exist_share: float = 1.0
     # share of the look-opened chats that next ask where one object is relative to another (a relation yes/no or a
     # "where" question; shapes.datasets.look_space_turn): the inventory's grid cells settle most of them, which the
-    # model answering from the image alone does at chance (artifacts/experiments/look-space/)
+    # model answering from the image alone does at chance (artifacts/experiments/look/, Result 3)
     sft_look_space_share: float = 0.0
     # counting chats added to Stage III's chats (shapes.judge.count_chat: a scene of 1-6 objects of one shape beside
     # 0-2 others, "Does the image show <n> <shape>s?" and "How many <shape>s are there?"); scaled by data_scale.
