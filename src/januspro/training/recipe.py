@@ -146,8 +146,10 @@ class Recipe:
     # 0, run s36-look) gave right inventories that the answers ignored (artifacts/experiments/look/)
     sft_look_exist_share: float = 1.0
     # share of the look-opened chats that next ask where one object is relative to another (a relation yes/no or a
-    # "where" question; shapes.datasets.look_space_turn): the inventory's grid cells settle most of them, which the
-    # model answering from the image alone does at chance (artifacts/experiments/look/, Result 3)
+    # "where" question; shapes.datasets.look_space_turn): the inventory's grid cells settle most of them. Off: at
+    # share 1 (run s37-space) the model still answered them at chance after the true list (0.50 relation, 0.28
+    # "where"; a drill of 300 steps on them alone, too), and GenEval --plan fell 0.799 -> 0.696
+    # (artifacts/experiments/look/, Result 3)
     sft_look_space_share: float = 0.0
     # counting chats added to Stage III's chats (shapes.judge.count_chat: a scene of 1-6 objects of one shape beside
     # 0-2 others, "Does the image show <n> <shape>s?" and "How many <shape>s are there?"); scaled by data_scale.
