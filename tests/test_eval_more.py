@@ -11,9 +11,8 @@ from PIL import Image
 
 from helpers import make_tiny_checkpoint
 from januspro.cli import main
-from januspro.eval.mmbench import circular_items, circular_scores, extract_choice, run_mmbench, write_tsv
-from januspro.eval.mme import mme_answer, run_mme, subtask_scores, totals
-from januspro.eval.mmmu import run_mmmu
+from januspro.eval.mmbench import circular_items, circular_scores, extract_choice, write_tsv
+from januspro.eval.mme import mme_answer, subtask_scores, totals
 
 
 @pytest.fixture(scope="module")
@@ -70,21 +69,20 @@ def test_mme_runner_official_layout_and_resume(tiny, fixtures_dir, tmp_path, cap
     assert main(argv) == 0
     assert stable(json.loads((tmp_path / "out" / "results.json").read_text())) == stable(first)
     assert "MME perception" in capsys.readouterr().out
-    refused(tiny, lambda m, p: run_mme(m, p, data, images, tmp_path / "out", max_new_tokens=4))
+    refused(argv + ["--max-new-tokens", "4"], capsys)
+    assert main(argv + ["--max-new-tokens", "0"]) == 2 and ">= 1" in capsys.readouterr().err
     shutil.rmtree(images / "count")
     assert main(argv[:-2] + [str(tmp_path / "out2"), "--quiet"]) == 2
     assert "MME image" in capsys.readouterr().err
 
 
-def refused(tiny, run) -> None:
-    """``run(model, processor)`` is refused: its output folder holds answers of other decoding settings (the
-    folder's run.json), which would otherwise be resumed as they are."""
-    from januspro.checkpoint import load_model, load_processor
-    from januspro.eval.record import OutputFolderError
-
-    model = load_model(tiny).eval()
-    with pytest.raises(OutputFolderError, match="max_new_tokens"):
-        run(model, load_processor(model))
+def refused(argv: list[str], capsys) -> None:
+    """The run is refused: its output folder holds answers of other decoding settings (the folder's run.json),
+    which would otherwise be resumed as they are."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds outputs made by another model or other settings" in err and "max_new_tokens" in err
 
 
 # ----------------------------------------------------------------------------- MMBench
@@ -122,7 +120,7 @@ def test_mmbench_runner_and_resume(tiny, tmp_path, capsys):
     assert main(argv) == 0
     assert stable(json.loads((tmp_path / "mb" / "results.json").read_text())) == stable(first)
     assert "circular accuracy" in capsys.readouterr().out
-    refused(tiny, lambda m, p: run_mmbench(m, p, tsv, tmp_path / "mb", max_new_tokens=4))
+    refused(argv + ["--max-new-tokens", "4"], capsys)
     bad = tmp_path / "bad.tsv"
     bad.write_text("index\tquestion\n1\tq\n")
     assert main(["eval", "mmbench", "--model", str(tiny), "--data", str(bad), "--out", str(tmp_path / "x"),
@@ -140,9 +138,11 @@ def test_gqa_runner(tiny, tmp_path, capsys):
     for name in ("n161313", "n35842"):
         Image.new("RGB", (30, 30), (0, 0, 255)).save(tmp_path / "images" / f"{name}.jpg")
     assert main(["eval", "gqa", "--model", str(tiny), "--data", str(tmp_path / "testdev_balanced_questions.json"),
-                 "--images", str(tmp_path / "images"), "--out", str(tmp_path / "g"), "--quiet"]) == 0
+                 "--images", str(tmp_path / "images"), "--out", str(tmp_path / "g"), "--quiet",
+                 "--max-new-tokens", "6"]) == 0
     res = json.loads((tmp_path / "g" / "results.json").read_text())
     assert res["benchmark"] == "gqa" and res["n_questions"] == 3 and 0 <= res["scores"]["accuracy"] <= 1
+    assert res["max_new_tokens"] == 6
     assert res["prompt_suffix"] == "Answer the question using a single word or phrase."
     md = (tmp_path / "g" / "results.md").read_text()
     assert md.startswith("# gqa results") and f"| accuracy | {res['scores']['accuracy']:.4f} |" in md
@@ -242,4 +242,5 @@ def test_mmmu_runner(tiny, tmp_path, capsys):
     res = json.loads((tmp_path / "m" / "results.json").read_text())
     assert res["benchmark"] == "mmmu" and res["scores"]["n_questions"] == 2
     assert "MMMU accuracy" in capsys.readouterr().out
-    refused(tiny, lambda m, p: run_mmmu(m, p, tmp_path / "mmmu.jsonl", tmp_path / "m", max_new_tokens=4))
+    refused(["eval", "mmmu", "--model", str(tiny), "--data", str(tmp_path / "mmmu.jsonl"), "--out", str(tmp_path / "m"),
+             "--quiet", "--max-new-tokens", "4"], capsys)
