@@ -393,26 +393,26 @@ def _cmd_eval_pope(args: argparse.Namespace) -> int:
 
 def _cmd_eval_understanding(args: argparse.Namespace) -> int:
     """mme, mmbench, mmmu, gqa and vqa: answer, score, print the headline numbers."""
-    if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    limit = {} if args.max_new_tokens is None else {"max_new_tokens": args.max_new_tokens}
+    from .generation.text import TextGenParams
+
+    TextGenParams(max_new_tokens=args.max_new_tokens)  # its checks, before the model loads
     model, proc = _load(args)
     bar, progress = _progress(args.eval_command, "question", args.quiet)
     if args.eval_command == "mme":
         from .eval.mme import run_mme
 
-        res = run_mme(model, proc, args.data, args.images, args.out, args.batch_size, progress=progress, **limit)
+        res = run_mme(model, proc, args.data, args.images, args.out, args.batch_size, progress=progress, max_new_tokens=args.max_new_tokens)
         s = res["scores"]
         print(f"MME perception {s['perception']:.1f}, cognition {s['cognition']:.1f}")
     elif args.eval_command == "mmmu":
         from .eval.mmmu import run_mmmu
 
-        res = run_mmmu(model, proc, args.data, args.out, progress=progress, **limit)
+        res = run_mmmu(model, proc, args.data, args.out, progress=progress, max_new_tokens=args.max_new_tokens)
         print(f"MMMU accuracy {res['scores']['accuracy']:.3f} ({res['scores']['n_questions']} questions)")
     elif args.eval_command == "mmbench":
         from .eval.mmbench import run_mmbench
 
-        res = run_mmbench(model, proc, args.data, args.out, args.batch_size, progress=progress, **limit)
+        res = run_mmbench(model, proc, args.data, args.out, args.batch_size, progress=progress, max_new_tokens=args.max_new_tokens)
         s = res["scores"]
         print(f"MMBench circular accuracy {s['circular_accuracy']:.3f} ({s['n_questions']} questions), "
               f"single pass {s['single_pass_accuracy']:.3f}")
@@ -422,7 +422,7 @@ def _cmd_eval_understanding(args: argparse.Namespace) -> int:
         gqa = args.eval_command == "gqa"
         res = run_vqa(model, proc, args.data, args.images, args.out, args.batch_size,
                       suffix=GQA_SUFFIX if gqa else "", progress=progress, benchmark=args.eval_command,
-                      look=_look(args), **limit)
+                      look=_look(args), max_new_tokens=args.max_new_tokens)
         s = res["scores"]
         extra = "".join(f", {k} {s[k]:.3f}" for k in ("seen", "heldout") if s.get(k) is not None)
         print(f"{args.eval_command} accuracy {s['accuracy']:.3f}{extra}")
@@ -661,9 +661,8 @@ def build_parser() -> argparse.ArgumentParser:
             ep.add_argument("--images", required=True, help="image folder")
         ep.add_argument("--out", required=True, help="output folder")
         ep.add_argument("--batch-size", type=int, default=8, help="questions per batch (default: 8)")
-        ep.add_argument("--max-new-tokens", type=int, default=None,
-                        help="answer length limit in tokens (default: the benchmark's short-answer limit, "
-                             f"{8 if name in ('mme', 'mmbench') else 16})")
+        ep.add_argument("--max-new-tokens", type=int, default=8 if name in ("mme", "mmbench") else 16,
+                        help="answer length limit in tokens (default: %(default)s)")
         if name in ("gqa", "vqa"):
             _add_look_arg(ep)
         ep.add_argument("--quiet", action="store_true")

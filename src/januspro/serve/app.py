@@ -17,7 +17,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +38,16 @@ from .engine import ChatRequest, Engine, ImageRequest, Job, QueueFull
 
 STATIC = Path(__file__).parent / "static"
 OPEN_PATHS = ("/health", "/", "/favicon.ico")  # no API key needed (the page asks for the key itself)
+
+
+class Looked(NamedTuple):
+    """A chat's look pass (``look`` in the request): the conversation opened by the look turn and its answer, and
+    the pass's token counts."""
+
+    conversation: list[dict[str, Any]]
+    answer: str
+    prompt_tokens: int
+    completion_tokens: int
 
 
 class APIError(Exception):
@@ -331,11 +341,10 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(429, f"the server is busy ({e})", "rate_limit_error", code="queue_full",
                            headers={"Retry-After": "1"}) from None
 
-    async def look_first_turn(body: ChatBody, request: Request
-                              ) -> tuple[list[dict[str, Any]], str, dict[str, int]] | None:
+    async def look_first_turn(body: ChatBody, request: Request) -> Looked | None:
         """With ``look``: the conversation with the model's answer to the look question first (one greedy pass
-        through the engine, up to LOOK_MAX_TOKENS), that answer and the look pass's token counts (prompt and
-        completion); None without look or without an image in the first user turn."""
+        through the engine, up to LOOK_MAX_TOKENS); None without look or without an image in the first user
+        turn."""
         if body.look is False or body.look == "":
             return None
         question = LOOK_QUESTION if body.look is True else body.look
@@ -358,8 +367,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(400, str(e), param="messages") from None
         res = await wait(submit(ChatRequest(encoded, TextGenParams(max_new_tokens=LOOK_MAX_TOKENS))), request)
         seen = res["choices"][0]["text"]
-        spent = {"prompt_tokens": res["prompt_tokens"], "completion_tokens": res["choices"][0]["completion_tokens"]}
-        return join_look(look, rest, seen), seen, spent
+        return Looked(join_look(look, rest, seen), seen, res["prompt_tokens"], res["choices"][0]["completion_tokens"])
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatBody, request: Request):
@@ -375,7 +383,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
             raise APIError(400, str(e)) from None
 
         def encode():
-            conv = looked[0] if looked else to_conversation(body.messages)
+            conv = looked.conversation if looked else to_conversation(body.messages)
             if conv[-1]["role"] != "user":
                 raise APIError(400, "the last message must be the user's", param="messages")
             try:
@@ -394,19 +402,20 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
         created = int(time.time())
 
         def usage(res: dict[str, Any]) -> dict[str, Any]:
-            """Tokens processed for the request: the look pass's (also under ``look``) and the answer's."""
-            prompt = res["prompt_tokens"] + (looked[2]["prompt_tokens"] if looked else 0)
-            comp = sum(c["completion_tokens"] for c in res["choices"]) + (looked[2]["completion_tokens"] if looked
-                                                                            else 0)
-            return {"prompt_tokens": prompt, "completion_tokens": comp, "total_tokens": prompt + comp,
-                    **({"look": {**looked[2], "total_tokens": sum(looked[2].values())}} if looked else {})}
+            """Tokens processed for the request: the look pass's (also apart, under ``look``) and the answer's."""
+            passes = [(res["prompt_tokens"], sum(c["completion_tokens"] for c in res["choices"]))]
+            if looked:
+                passes.append((looked.prompt_tokens, looked.completion_tokens))
+            out = [{"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c} for p, c in passes]
+            total = {k: sum(o[k] for o in out) for k in out[0]}
+            return {**total, "look": out[1]} if looked else total
 
         if not body.stream:
             res = await wait(submit(req), request)
             return {"id": cid, "object": "chat.completion", "created": created, "model": model_id,
                     "choices": [{"index": c["index"], "message": {"role": "assistant", "content": c["text"]},
                                  "finish_reason": c["finish_reason"]} for c in res["choices"]],
-                    "usage": usage(res), **({"look": looked[1]} if looked else {})}
+                    "usage": usage(res), **({"look": looked.answer} if looked else {})}
 
         pieces: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
         job = submit(req, lambda i, p: pieces.put_nowait((i, p)))
@@ -418,7 +427,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
         async def events():
             try:  # the first chunk carries the look answer, when there is one
                 yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-                             for i in range(body.n)], **({"look": looked[1]} if looked else {}))
+                             for i in range(body.n)], **({"look": looked.answer} if looked else {}))
                 deadline = time.perf_counter() + request_timeout
                 started: set[int] = set()
                 while not (job.future.done() and pieces.empty()):

@@ -31,7 +31,6 @@ from .language import (
     conversation,
     group_phrase,
     layout_plan,
-    mentions_held_out,
     near_miss,
     noisy_caption,
     spatial_questions,
@@ -408,7 +407,7 @@ def look_space_turn(scene: Scene, rng: np.random.Generator) -> tuple[list[dict],
     or "where" at even odds when both are offered) with its kind; None when the scene has no pair to ask about.
     After an inventory, whose grid cells settle most of these, the answer is a comparison of the two objects'
     rows or columns."""
-    qs = [x for x in spatial_questions(scene, rng) if not mentions_held_out(x[0] + " " + x[1])]
+    qs = spatial_questions(scene, rng)
     if not qs:
         return None
     q, a, kind = qs[int(rng.integers(len(qs)))]

@@ -239,7 +239,8 @@ def spatial_questions(scene: Scene, rng: np.random.Generator, held_out: HeldOut 
     """(question, short answer, kind) about one random pair of uniquely named objects: "Is the square below the
     circle?" (kind relation; yes or, at even odds, no about a relation that does not hold) and, when exactly one
     relation holds, "Where is the square relative to the circle?" (kind where). Empty when no pair qualifies.
-    Relations follow GenEval's rule (:func:`~.world.relations`); a held-out triple is never asked about."""
+    Relations follow GenEval's rule (:func:`~.world.relations`); with ``held_out``, no question names a held-out
+    pair or triple."""
     pairs = relation_pairs(scene, held_out)
     if not pairs:
         return []
@@ -255,7 +256,7 @@ def spatial_questions(scene: Scene, rng: np.random.Generator, held_out: HeldOut 
     out = [(f"Is {the_a} {asked} {the_b}?", "yes" if asked in rels_ab else "no", "relation")]
     if len(rels_ab) == 1:
         out.append((f"Where is {the_a} relative to {the_b}?", r, "where"))
-    return out
+    return [x for x in out if held_out is None or not mentions_held_out(x[0] + " " + x[1], held_out)]
 
 
 def by_kind(qas: list[tuple[str, str, str]], rng: np.random.Generator) -> list[int]:
