@@ -58,6 +58,12 @@ def test_recipe_end_to_end_toy(tmp_path, capsys):
     assert {"pope_look_f1>=0.90_all_splits", "vqa_look>=0.85"} <= set(ev["targets"])
     assert "| adversarial, look |" in card and "open with 'List the objects.'" in card
     assert set(json.loads((pkg / "scores.json").read_text())["full"]) >= {"pope_look", "vqa_look"}
+    # the modes it was trained for are the packaged model's defaults, said on its card
+    from januspro.checkpoint.defaults import ModelDefaults, read_defaults
+
+    assert read_defaults(pkg) == ModelDefaults(plan=True, look=True)
+    assert "- Default modes (" in card and "`--no-plan` / `--no-look` turn(s) that off" in card
+    assert "plain sampling (`--no-plan`)" in card
     assert "## Recipe and wall time" in card and "shapes-GenEval" in card and "plots/stage2.png" in card
     assert "| stage3 | 2 | 0.0002, linear cool-down over the last 1 to x0.05 |" in card  # the run's schedule
     assert "| stage2 | 2 | 0.0005, warm-up 100, constant |" in card

@@ -20,7 +20,7 @@ def test_shipped_model_is_in_the_package_and_small():
     assert resolve_model_path(DEFAULT_MODEL) == FOLDER
     weights = sum(f.stat().st_size for f in FOLDER.glob("*.safetensors"))
     assert 0 < weights < 50e6
-    for name in ("config.json", "tokenizer.json", "README.md", "scores.json"):
+    for name in ("config.json", "tokenizer.json", "README.md", "scores.json", "generation_config.json"):
         assert (FOLDER / name).is_file(), name
     model = load_model(DEFAULT_MODEL)
     assert model.cfg.system_prompt == "" and model.cfg.vq.image_size == 64

@@ -89,18 +89,35 @@ def _image_params(args: argparse.Namespace, n: int, seed: int | None):
 
     return ImageGenParams(cfg_weight=args.cfg, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           n=n, seed=seed, compile=args.compile, cfg_end=args.cfg_end, best_of=args.best_of,
-                          judge=args.judge, plan=args.plan, plan_temperature=args.plan_temperature)
+                          judge=args.judge, plan=_mode(args, "plan"), plan_temperature=args.plan_temperature)
 
 
 def _add_look_arg(p: argparse.ArgumentParser) -> None:
     from .shapes.language import LOOK_QUESTION
 
-    p.add_argument("--look", action="store_true",
+    p.add_argument("--look", action=argparse.BooleanOptionalAction, default=None,
                    help=f"look, then answer: first ask '{LOOK_QUESTION}' about the image (a model trained with look "
                         "turns answers with each object's colour, shape and grid cell), then answer the question "
-                        "after the model's own answer to it")
+                        "after the model's own answer to it (default: the model's, from the 'januspro' section of "
+                        "its generation_config.json; on for janus-pro-shapes, off for models without it)")
     p.add_argument("--look-question", default=None, metavar="TEXT",
                    help="the question --look asks first (implies --look; default: the one above)")
+
+
+def _mode(args: argparse.Namespace, name: str) -> bool:
+    """``--plan`` / ``--look`` as given, else the model folder's default (read before the model loads; said on
+    stderr when it turns the mode on, so that a run's mode is never a surprise)."""
+    given = getattr(args, name)
+    if given is not None:
+        return given
+    from .checkpoint import resolve_model_path
+    from .checkpoint.defaults import read_defaults
+
+    on = getattr(read_defaults(resolve_model_path(args.model)), name)
+    if on and not getattr(args, "quiet", False):
+        print(f"[{name} on: the model's default (its generation_config.json); --no-{name} turns it off]",
+              file=sys.stderr)
+    return on
 
 
 def _look(args: argparse.Namespace) -> str:
@@ -110,8 +127,10 @@ def _look(args: argparse.Namespace) -> str:
     if args.look_question is not None:
         if not args.look_question.strip():
             raise ValueError("--look-question must not be empty")
+        if args.look is False:
+            raise ValueError("--look-question asks a look question; it cannot go with --no-look")
         return args.look_question
-    return LOOK_QUESTION if args.look else ""
+    return LOOK_QUESTION if _mode(args, "look") else ""
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -315,12 +334,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise SystemExit("error: --queue-size and --max-batch must be >= 1, --timeout and --max-body-mb > 0")
     if args.image_dir and not os.path.isdir(args.image_dir):
         raise SystemExit(f"error: --image-dir {args.image_dir} is not a folder")
+    from .checkpoint import resolve_model_path
+    from .checkpoint.defaults import read_defaults
+
+    defaults = read_defaults(resolve_model_path(args.model))
     model, proc = _load(args)
     api_key = args.api_key or os.environ.get("JANUSPRO_API_KEY") or None
     app = create_app(model, proc, model_id=args.model_id or _model_name(args.model), api_key=api_key,
+                     defaults=defaults,
                      image_dir=args.image_dir, queue_size=args.queue_size, max_batch=args.max_batch,
                      request_timeout=args.timeout, max_body_bytes=int(args.max_body_mb * (1 << 20)))
-    print(f"serving {args.model} on http://{args.host}:{args.port}/ (API key {'on' if api_key else 'off'})")
+    modes = ", ".join(f"{k} {'on' if v else 'off'}" for k, v in defaults.to_dict().items())
+    print(f"serving {args.model} on http://{args.host}:{args.port}/ (API key {'on' if api_key else 'off'}; "
+          f"default modes: {modes})")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
     return 0
 
@@ -490,10 +516,11 @@ def _add_image_sampling_args(p: argparse.ArgumentParser, with_n: bool = True) ->
                    help="how --best-of judges a candidate: 'describe' scores how likely the model describes it with "
                         "the prompt; 'ask' asks it 'Does the image show <prompt>?' and scores log p(yes) - "
                         "log p(no), for models trained on such questions (default: describe)")
-    p.add_argument("--plan", action="store_true",
+    p.add_argument("--plan", action=argparse.BooleanOptionalAction, default=None,
                    help="let the model first write a drawing plan after the prompt (for janus-pro-shapes: each "
-                        "object's colour, shape and grid cell) and then draw it; for models trained with plans "
-                        "(generate prints each image's plan)")
+                        "object's colour, shape and grid cell) and then draw it, for models trained with plans "
+                        "(generate prints each image's plan); default: the model's, from the 'januspro' section "
+                        "of its generation_config.json (on for janus-pro-shapes, off for models without it)")
     p.add_argument("--plan-temperature", type=float, default=0.0,
                    help="sampling temperature of the plan's text; 0 is greedy: the same plan for every image of a "
                         "prompt (default: 0)")

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..checkpoint.defaults import ModelDefaults
 from ..generation.image import ImageGenParams
 from ..generation.look import LOOK_MAX_TOKENS, join_look, split_for_look
 from ..generation.rerank import JUDGES
@@ -88,8 +89,9 @@ class ChatBody(_Body):
     stream: bool = False
     repetition_penalty: float = Field(default=1.0, gt=0)
     # look, then answer (generation/look.py): true asks the shapes world's "List the objects." about the first
-    # user turn's images first, a string asks that question; the response carries the model's answer as "look"
-    look: bool | str = False
+    # user turn's images first, a string asks that question; the response carries the model's answer as "look";
+    # left out: the model's default (its generation_config.json, checkpoint/defaults.py)
+    look: bool | str | None = None
 
 
 class ImageBody(_Body):
@@ -105,7 +107,8 @@ class ImageBody(_Body):
     top_p: float = Field(default=1.0, gt=0, le=1)
     best_of: int = Field(default=1, ge=1, le=8)  # candidates per image, judged by the model's understanding path
     judge: Literal[JUDGES] = "describe"  # how best_of judges them (generation/rerank.py)
-    plan: bool = False  # the model writes a drawing plan before each image (generation/plan.py)
+    plan: bool | None = None  # the model writes a drawing plan before each image (generation/plan.py); left out:
+    # the model's default
     plan_temperature: float = Field(default=0.0, ge=0)
     seed: int | None = None
     negative_prompt: str | None = None
@@ -164,8 +167,11 @@ class Metrics:
 def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "janus-pro-shapes",
                api_key: str | None = None, image_dir: str | Path | None = None, queue_size: int = 64,
                max_batch: int = 16, request_timeout: float = 600.0, max_body_bytes: int = 20 << 20,
-               max_image_pixels: int = 4096 * 4096, batch_window: float = 0.02, engine: Engine | None = None
-               ) -> FastAPI:
+               max_image_pixels: int = 4096 * 4096, batch_window: float = 0.02, engine: Engine | None = None,
+               defaults: ModelDefaults | None = None) -> FastAPI:
+    """The HTTP app over one model. ``defaults``: the model's default modes (``read_defaults`` of its folder),
+    used where a request leaves ``look`` / ``plan`` out."""
+    defaults = defaults or ModelDefaults()
     engine = engine or Engine(model, processor, queue_size=queue_size, max_chat_rows=max_batch,
                               max_image_rows=max_batch, batch_window=batch_window)
     allowed_dir = Path(image_dir).resolve() if image_dir else None
@@ -239,7 +245,7 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
     # ------------------------------------------------------------------ routes
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": model_id, "queue_depth": engine.queue_depth}
+        return {"status": "ok", "model": model_id, "queue_depth": engine.queue_depth, "defaults": defaults.to_dict()}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -345,9 +351,10 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
         """With ``look``: the conversation with the model's answer to the look question first (one greedy pass
         through the engine, up to LOOK_MAX_TOKENS); None without look or without an image in the first user
         turn."""
-        if body.look is False or body.look == "":
+        look = defaults.look if body.look is None else body.look
+        if look is False or look == "":
             return None
-        question = LOOK_QUESTION if body.look is True else body.look
+        question = LOOK_QUESTION if look is True else look
         if not question.strip():
             raise APIError(400, "look must be true or a question", param="look")
 
@@ -472,7 +479,8 @@ def create_app(model: JanusModel, processor: JanusProcessor, model_id: str = "ja
         try:
             params = ImageGenParams(cfg_weight=body.cfg_weight, temperature=body.temperature, top_k=body.top_k,
                                     top_p=body.top_p, n=body.n, seed=body.seed, cfg_end=body.cfg_end,
-                                    best_of=body.best_of, judge=body.judge, plan=body.plan,
+                                    best_of=body.best_of, judge=body.judge,
+                                    plan=defaults.plan if body.plan is None else body.plan,
                                     plan_temperature=body.plan_temperature)
             processor.encode_generation_prompt(body.prompt)
             if body.negative_prompt is not None:

@@ -425,20 +425,17 @@ class Recipe:
     def part_eval(self) -> dict[str, Any]:
         import shutil
 
-        from .shapes_eval import evaluate_shapes_model, targets_met
+        from .shapes_eval import evaluate_shapes_model, targets_met, trained_modes
 
         # the eval part runs whole: samples and answers left by an earlier evaluation (of another Stage III, or
         # with other settings) would otherwise be resumed as if they were this one's
         shutil.rmtree(self.out / "eval", ignore_errors=True)
-        # a model trained with plans in either stage is also scored drawing after its own plans, and one trained with
-        # look turns answering after its own inventory; the data record says what Stages II-III were trained on (a
-        # record without the setting predates it: trained without)
-        data = self.state()["parts"].get("data", {})
-        planned = any(data.get(k, 0.0) > 0 for k in ("plan_share", "sft_plan_share"))
-        looked = data.get("sft_look_share", 0.0) > 0
+        # a model trained with plans is also scored drawing after its own plans, and one trained with look turns
+        # answering after its own inventory
+        modes = trained_modes(self.state())
         scores = evaluate_shapes_model(self.out / "stage3" / "model", self.data / "eval", self.out / "eval",
-                                       progress=self.progress, best_of=self.eval_best_of, judge="ask", plan=planned,
-                                       look=looked)
+                                       progress=self.progress, best_of=self.eval_best_of, judge="ask", plan=modes.plan,
+                                       look=modes.look)
         return {**scores, "targets": targets_met(scores)}
 
     def part_package(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ..checkpoint.defaults import ModelDefaults, write_defaults
 from ..shapes.world import HELD_OUT
 
 
@@ -268,6 +269,16 @@ def part_plot(part: str, log: Path, path: Path) -> Path:
     return line_plot(series, title, path)
 
 
+def trained_modes(state: dict) -> ModelDefaults:
+    """The two-step modes a recipe's model was trained for, which it is scored in besides the plain ones and which
+    become its default modes when packaged: drawing plans (in either stage's text-to-image pairs) and look turns
+    (Stage III's chats). The recipe's data record says what Stages II-III were trained on (a record without a
+    setting predates it: trained without)."""
+    data = state["parts"].get("data", {})
+    return ModelDefaults(plan=any(data.get(k, 0.0) > 0 for k in ("plan_share", "sft_plan_share")),
+                         look=data.get("sft_look_share", 0.0) > 0)
+
+
 def package_model(recipe, dest: Path) -> dict:
     """The shipped folder: bf16 weights, config (no system prompt: the model was trained without one),
     tokenizer, loss plots and the model card (README.md)."""
@@ -275,6 +286,9 @@ def package_model(recipe, dest: Path) -> dict:
 
     model = load_shapes_model(recipe.out / "stage3" / "model")
     save_model(model, dest, tokenizer_dir=recipe.tok, dtype="bf16")
+    state = recipe.state()
+    modes = trained_modes(state)
+    write_defaults(dest, modes)  # the modes it was trained for are its defaults (checkpoint/defaults.py)
     plots = []
     for part in PLOTS:
         log = recipe.out / part / "log.jsonl"
@@ -285,7 +299,6 @@ def package_model(recipe, dest: Path) -> dict:
             (dest / "plots").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(recipe.vq).with_name(VQ_PLOT), dest / "plots" / VQ_PLOT)
             plots.append(VQ_PLOT)
-    state = recipe.state()
     ev = state["parts"].get("eval")
     if ev:  # the record the shipped model's regression test checks against
         import tempfile
@@ -380,6 +393,13 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         notes.append(f"- VQ tokenizer: the trained weights `{vq_source}` were reused, not retrained in this run; the "
                      "vq and vq_polish rows below are the run that trained them (`recipe_parts.json` beside the "
                      "weights), or zero minutes where that was not recorded.")
+    modes = trained_modes(state)
+    what = {"plan": "`generate` (and `eval geneval`) writes a drawing plan before each image",
+            "look": "`chat` (and `eval pope|vqa`) lists the image's objects before answering"}
+    on = [name for name in what if getattr(modes, name)]
+    modes_line = [f"- Default modes (the `januspro` section of generation_config.json: the modes it was trained "
+                  f"for): {'; '.join(what[n] for n in on)}; {' / '.join(f'`--no-{n}`' for n in on)} turn(s) that "
+                  "off (the plain rows below)."] if on else []
     scores = parts.get("eval", {})
     lines = ["# janus-pro-shapes", "",
              "A Janus-Pro (same architecture and pipeline as DeepSeek's, scaled down) trained from scratch on the",
@@ -387,7 +407,7 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
              "command work offline and is the end-to-end test of the training code. It knows nothing outside the",
              "shapes world (4 shapes x 6 colours x 3 sizes on a 3x3 grid, 64x64 images).", "",
              f"- Parameters: {n_params / 1e6:.2f} M (bf16 weights: {size_mb:.1f} MB); {architecture}",
-             "- No system prompt (the model was trained without one).",
+             "- No system prompt (the model was trained without one).", *modes_line,
              f"- Trained on {cpu} (torch {torch.__version__}).", *notes, "",
              "## Recipe and wall time", "", "| part | steps | learning rate | wall time (min) | final numbers |",
              "|---|---|---|---|---|"]
@@ -439,7 +459,7 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         if notes:
             lines += ["", "Best of K: each image is the best of K candidates by the model's own judge; plan: each "
                       "image is drawn after the model's own drawing plan (greedy); the rows without either are "
-                      "plain sampling ("
+                      "plain sampling" + (" (`--no-plan`)" if modes.plan else "") + " ("
                       + "; ".join(notes) + ")."]
         looked = bool(scores.get("pope_look"))
         lines += ["", "shapes-POPE (greedy, no instruction suffix" + ("; 'look': answered after the model's own "
