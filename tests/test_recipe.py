@@ -62,8 +62,8 @@ def test_recipe_end_to_end_toy(tmp_path, capsys):
     from januspro.checkpoint.defaults import ModelDefaults, read_defaults
 
     assert read_defaults(pkg) == ModelDefaults(plan=True, look=True)
-    assert "- Default modes (" in card and "`--no-plan` / `--no-look` turn(s) that off" in card
-    assert "plain sampling (`--no-plan`)" in card
+    assert "- Default modes (" in card and "`--no-plan` / `--no-look` turn them off" in card
+    assert "plain sampling, `januspro generate --no-plan`" in card and "`januspro generate --no-plan --best-of 2" in card
     assert "## Recipe and wall time" in card and "shapes-GenEval" in card and "plots/stage2.png" in card
     assert "| stage3 | 2 | 0.0002, linear cool-down over the last 1 to x0.05 |" in card  # the run's schedule
     assert "| stage2 | 2 | 0.0005, warm-up 100, constant |" in card

@@ -398,8 +398,8 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
             "look": "`chat` (and `eval pope|vqa`) lists the image's objects before answering"}
     on = [name for name in what if getattr(modes, name)]
     modes_line = [f"- Default modes (the `januspro` section of generation_config.json: the modes it was trained "
-                  f"for): {'; '.join(what[n] for n in on)}; {' / '.join(f'`--no-{n}`' for n in on)} turn(s) that "
-                  "off (the plain rows below)."] if on else []
+                  f"for): {'; '.join(what[n] for n in on)}; {' / '.join(f'`--no-{n}`' for n in on)} "
+                  f"{'turns it' if len(on) == 1 else 'turn them'} off (the plain rows below)."] if on else []
     scores = parts.get("eval", {})
     lines = ["# janus-pro-shapes", "",
              "A Janus-Pro (same architecture and pipeline as DeepSeek's, scaled down) trained from scratch on the",
@@ -453,24 +453,28 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
                                                                      else []))
             lines.append(all_row(f"all, {label}", v))
             temp = v.get("plan_temperature") or 0
-            flags = ("--plan" + (f" --plan-temperature {temp:g}" if temp else "") if v.get("plan") else "") + \
+            # a model that plans by default draws without a plan only when told (--no-plan)
+            flags = ("--plan" + (f" --plan-temperature {temp:g}" if temp else "") if v.get("plan") else
+                     "--no-plan" if modes.plan else "") + \
                     (f" --best-of {v['best_of']} --judge {v['judge']}" if v["best_of"] > 1 else "")
             notes.append(f"{label}: `januspro generate {flags.strip()}`")
         if notes:
             lines += ["", "Best of K: each image is the best of K candidates by the model's own judge; plan: each "
                       "image is drawn after the model's own drawing plan (greedy); the rows without either are "
-                      "plain sampling" + (" (`--no-plan`)" if modes.plan else "") + " ("
+                      "plain sampling" + (", `januspro generate --no-plan`" if modes.plan else "") + " ("
                       + "; ".join(notes) + ")."]
         looked = bool(scores.get("pope_look"))
         lines += ["", "shapes-POPE (greedy, no instruction suffix" + ("; 'look': answered after the model's own "
-                  "inventory, `--look`" if looked else "") + "):", "",
+                  "inventory, `--look`; the other rows answer directly" if looked else "")
+                  + (", `--no-look`" if looked and modes.look else "") + "):", "",
                   "| split | accuracy | precision | recall | F1 | yes-ratio |", "|---|---|---|---|---|---|"]
         for key, tag in (("pope", ""), ("pope_look", ", look")):
             for split, s in (scores.get(key) or {}).items():
                 lines.append(f"| {split}{tag} | {s['accuracy']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} | "
                              f"{s['f1']:.3f} | {s['yes_ratio']:.3f} |")
         lines.append("")
-        for key, tag in (("vqa", ""), ("vqa_look", ", looking first (`--look`)")):
+        for key, tag in (("vqa", ", answering directly (`--no-look`)" if modes.look else ""),
+                         ("vqa_look", ", looking first (`--look`)")):
             v = scores.get(key)
             if v:
                 lines.append(f"VQA (greedy, exact match after normalisation{tag}): {v['accuracy']:.3f} overall, seen "
