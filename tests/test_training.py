@@ -462,6 +462,49 @@ def test_siglip_dense_patch_loss(tiny_setup, tmp_path):
                                                                       f"train.out={tmp_path / 'c'}"]))
 
 
+def test_siglip_dense_loss_with_factored_labels(tiny_setup, tmp_path):
+    """stage.dense_labels=factored: a patch head of shape + colour classes (each with a background class), its loss
+    the sum of the two cross-entropies, the eval's patch accuracy counting a patch right when both are; an unknown
+    label kind is a clear error."""
+    import torch.nn.functional as F
+
+    from januspro.shapes.render import (
+        FACTORED_PATCH_CLASSES,
+        FACTORED_SHAPE_CLASSES,
+        factor_patch_labels,
+        patch_class,
+    )
+    from januspro.shapes.world import COLORS, SHAPES
+    from januspro.training.data import DataError
+    from januspro.training.trainer import make_trainer
+
+    pairs = torch.tensor([0] + [patch_class(s, c) for s in SHAPES for c in COLORS])
+    shape, color = factor_patch_labels(pairs)
+    assert shape.tolist() == [0] + [1 + i for i in range(len(SHAPES)) for _ in COLORS]
+    assert color.tolist() == [0] + [1 + j for _ in SHAPES for j in range(len(COLORS))]
+    root, ckpt = tiny_setup
+    ov = [f"data.t2i={root / 't2i' / 't2i.jsonl'}", f"model.init={ckpt}", "model.tokenizer=", "train.steps=2",
+          "train.batch_size=4", f"train.out={tmp_path / 'sig'}", "train.progress=false", "stage.eval_items=4",
+          "optim.warmup_steps=0", "stage.dense_weight=0.5", "stage.dense_labels=factored"]
+    tr = make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", ov))
+    assert tr.heads.patch_head.out_features == FACTORED_PATCH_CLASSES == 1 + len(SHAPES) + 1 + len(COLORS)
+    logits = torch.randn(2, 3, FACTORED_PATCH_CLASSES)
+    labels = pairs[torch.tensor([[0, 5, 24], [13, 0, 1]])]
+    s, c = factor_patch_labels(labels)
+    want = (F.cross_entropy(logits[..., :FACTORED_SHAPE_CLASSES].flatten(0, 1), s.flatten())
+            + F.cross_entropy(logits[..., FACTORED_SHAPE_CLASSES:].flatten(0, 1), c.flatten()))
+    assert torch.allclose(tr.dense_loss(logits, labels), want)
+    # predictions join the two heads' answers back into pair classes (background unless both name an object)
+    exact = torch.cat([F.one_hot(s, FACTORED_SHAPE_CLASSES), F.one_hot(c, 1 + len(COLORS))], -1).float()
+    assert torch.equal(tr.patch_predictions(exact), labels)
+    stats = tr.run()
+    assert all(s.parts["dense_loss"] > 0 for s in stats)
+    assert 0 <= tr.evaluate()["patch_acc"] <= 1
+    with pytest.raises(DataError, match="dense_labels must be 'pair' or 'factored'"):
+        make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", [*ov, "stage.dense_labels=joint",
+                                                                      f"train.out={tmp_path / 'c'}"]))
+
+
 def test_committed_shapes_vq_reconstructs_scenes():
     """The committed shapes VQ loads into the shapes preset and reconstructs scenes the detector reads back."""
     import numpy as np

@@ -73,9 +73,22 @@ def _paint_disc(img: np.ndarray, cx: float, cy: float, r: float, color: tuple[in
 PATCH_CLASSES = 1 + len(SHAPES) * len(COLORS)  # background, then every (shape, colour) pair
 
 
+# the same labels factored: background or a shape, and background or a colour (two classifiers side by side)
+FACTORED_SHAPE_CLASSES = 1 + len(SHAPES)
+FACTORED_PATCH_CLASSES = FACTORED_SHAPE_CLASSES + 1 + len(COLORS)
+
+
 def patch_class(shape: str, color: str) -> int:
     """Index of the (shape, colour) class among the :data:`PATCH_CLASSES` (0 is the background)."""
     return 1 + SHAPES.index(shape) * len(COLORS) + list(COLORS).index(color)
+
+
+def factor_patch_labels(labels):
+    """(shape, colour) labels of :func:`patch_labels`' (shape, colour) classes, each 0 for the background and
+    1 + the index into SHAPES / COLORS otherwise. Works on numpy arrays and torch tensors alike."""
+    obj = labels > 0
+    k = (labels - 1) * obj  # background -> 0, masked below
+    return (k // len(COLORS) + 1) * obj, (k % len(COLORS) + 1) * obj
 
 
 def patch_labels(scene: Scene, resolution: int, patch: int, min_pixels: int = 0) -> np.ndarray:

@@ -190,7 +190,9 @@ class SigLIPTrainer(_ImageTrainer):
     (a text-to-image JSONL). Periodic eval: image-to-text top-1 retrieval on held-out pairs.
 
     With ``stage.dense_weight`` > 0 every ViT token also learns to name the object under its patch (a linear
-    classifier over background + every shape-colour pair, labels from the records' ``scene``): a caption
+    classifier over background + every shape-colour pair, labels from the records' ``scene``; with
+    ``stage.dense_labels: factored`` two, one for its shape and one for its colour, each with a background
+    class, their cross-entropies summed): a caption
     batch can be told apart by colour alone, so the plain loss lets the encoder discard shape and place
     (artifacts/experiments/siglip-shape-probe); a released SigLIP brings that knowledge from web-scale
     pretraining, a from-scratch shapes encoder gets it from this dense signal."""
@@ -209,6 +211,9 @@ class SigLIPTrainer(_ImageTrainer):
         self.dense = self.cfg.stage.dense_weight
         if self.dense < 0:  # checked before the images are loaded
             raise DataError(f"stage.dense_weight must be >= 0, got {self.dense}")
+        self.factored = self.cfg.stage.dense_labels == "factored"
+        if self.cfg.stage.dense_labels not in ("pair", "factored"):
+            raise DataError(f"stage.dense_labels must be 'pair' or 'factored', got {self.cfg.stage.dense_labels!r}")
         self.tokenizer = JanusTokenizer.from_dir(self.tokenizer_dir)
         rows = self.image_rows()
         root = Path(self.cfg.data.t2i).parent
@@ -221,10 +226,11 @@ class SigLIPTrainer(_ImageTrainer):
         self.eval_idx = list(range(n_eval))
         self.train_idx = list(range(n_eval, len(rows))) or list(range(len(rows)))
         self.labels = self._patch_labels(rows) if self.dense else None
-        from ..shapes.render import PATCH_CLASSES
+        from ..shapes.render import FACTORED_PATCH_CLASSES, PATCH_CLASSES
 
+        classes = FACTORED_PATCH_CLASSES if self.factored else PATCH_CLASSES
         self.heads = SigLIPHeads(v.hidden_size, self.tokenizer.vocab_size,
-                                 patch_classes=PATCH_CLASSES if self.dense else 0).to(self.device)
+                                 patch_classes=classes if self.dense else 0).to(self.device)
 
     def _patch_labels(self, rows: list[dict]) -> torch.Tensor:
         """[N, tokens] class of the object under every ViT patch of every record (see patch_labels)."""
@@ -262,6 +268,29 @@ class SigLIPTrainer(_ImageTrainer):
         patch = self.heads.patch_head(tokens) if self.heads.patch_head is not None else None
         return img, txt, patch
 
+    def dense_loss(self, patch: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the per-patch logits [B, T, C] against the (shape, colour) classes [B, T]: one term,
+        or with factored labels the shape's and the colour's summed."""
+        if not self.factored:
+            return F.cross_entropy(patch.flatten(0, 1), labels.flatten())
+        from ..shapes.render import FACTORED_SHAPE_CLASSES, factor_patch_labels
+
+        shape, color = factor_patch_labels(labels)
+        return (F.cross_entropy(patch[..., :FACTORED_SHAPE_CLASSES].flatten(0, 1), shape.flatten())
+                + F.cross_entropy(patch[..., FACTORED_SHAPE_CLASSES:].flatten(0, 1), color.flatten()))
+
+    def patch_predictions(self, patch: torch.Tensor) -> torch.Tensor:
+        """The (shape, colour) class [B, T] the patch logits name (factored: the two heads' answers joined)."""
+        if not self.factored:
+            return patch.argmax(-1)
+        from ..shapes.render import FACTORED_SHAPE_CLASSES, PATCH_CLASSES
+
+        shape = patch[..., :FACTORED_SHAPE_CLASSES].argmax(-1)
+        color = patch[..., FACTORED_SHAPE_CLASSES:].argmax(-1)
+        n_colors = (PATCH_CLASSES - 1) // (FACTORED_SHAPE_CLASSES - 1)
+        both = (shape > 0) & (color > 0)
+        return torch.where(both, 1 + (shape - 1) * n_colors + (color - 1), torch.zeros_like(shape))
+
     def extra_params(self) -> list[nn.Parameter]:
         return list(self.heads.parameters())
 
@@ -284,7 +313,7 @@ class SigLIPTrainer(_ImageTrainer):
         loss = sigmoid_loss(img, txt, self.heads.log_t, self.heads.bias)
         extra = {}
         if patch is not None:
-            dense = F.cross_entropy(patch.flatten(0, 1).float(), self.labels[idx].flatten())
+            dense = self.dense_loss(patch.float(), self.labels[idx])
             extra = {"sigmoid_loss": float(loss.detach()), "dense_loss": float(dense.detach())}
             loss = loss + self.dense * dense
         loss.backward()
@@ -306,6 +335,6 @@ class SigLIPTrainer(_ImageTrainer):
         if patch is not None:  # accuracy on the patches an object owns (most patches are background)
             labels = self.labels[self.eval_idx]
             on = labels > 0
-            out["patch_acc"] = float((patch.argmax(-1)[on] == labels[on]).float().mean()) if on.any() else 0.0
+            out["patch_acc"] = float((self.patch_predictions(patch)[on] == labels[on]).float().mean()) if on.any() else 0.0
         self.model.train()
         return out

@@ -66,6 +66,9 @@ class StageSection:
     # siglip stage: weight of an auxiliary per-patch loss naming the (shape, colour) object under each ViT patch,
     # read off the "scene" of shapes-world records (0: the plain sigmoid loss)
     dense_weight: float = 0.0
+    # what that loss names: "pair", one class per (shape, colour) pair, or "factored", the shape and the colour
+    # by two classifiers side by side, so that a pair never trained on is still two known answers
+    dense_labels: str = "pair"
 
 
 @dataclass
