@@ -468,6 +468,7 @@ def test_siglip_dense_loss_with_factored_labels(tiny_setup, tmp_path):
     label kind is a clear error."""
     import torch.nn.functional as F
 
+    from januspro.processing.image import normalise_understanding
     from januspro.shapes.render import (
         FACTORED_PATCH_CLASSES,
         FACTORED_SHAPE_CLASSES,
@@ -503,6 +504,26 @@ def test_siglip_dense_loss_with_factored_labels(tiny_setup, tmp_path):
     with pytest.raises(DataError, match="dense_labels must be 'pair' or 'factored'"):
         make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", [*ov, "stage.dense_labels=joint",
                                                                       f"train.out={tmp_path / 'c'}"]))
+    # dense_grey: the shape classifier also learns from greyscale copies of the batch's first images
+    grey = make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", [*ov, "stage.dense_grey=2",
+                                                                         f"train.out={tmp_path / 'g'}"]))
+    px = grey.pixels[:2].float()
+    luma = (0.299 * px[:, 0] + 0.587 * px[:, 1] + 0.114 * px[:, 2]).round()
+    seen = []
+    real_vision = grey.model.vision.forward
+    grey.model.vision.forward = lambda x: (seen.append(x.detach().clone()), real_vision(x))[1]
+    loss = grey.grey_shape_loss([0, 1])
+    v = grey.model.cfg.vision
+    assert torch.isfinite(loss) and len(seen) == 1 and seen[0].shape[0] == 2
+    want = normalise_understanding(luma[:, None].expand(-1, 3, -1, -1), v.image_mean, v.image_std)
+    assert torch.allclose(seen[0], want)  # the same luminance in all three channels
+    del grey.model.vision.forward
+    stats = grey.run()
+    assert all(math.isfinite(s.loss) for s in stats)
+    for bad in (["stage.dense_grey=-1"], ["stage.dense_grey=2", "stage.dense_labels=pair"],
+                ["stage.dense_grey=2", "stage.dense_weight=0"]):
+        with pytest.raises(DataError, match="dense_grey"):
+            make_trainer(load_run_config(CONFIGS / "siglip_shapes.yaml", [*ov, *bad, f"train.out={tmp_path / 'd'}"]))
 
 
 def test_committed_shapes_vq_reconstructs_scenes():

@@ -1,6 +1,7 @@
-"""The understanding encoder's dense loss with pair labels (one class per shape-colour pair, the recipe's) or
-factored labels (shape and colour by two classifiers): the recipe's siglip_sft part trained both ways from scratch
-on the recipe's first 80,000 text-to-image records, then probe.py's linear probes on each ViT's tokens.
+"""The understanding encoder's dense loss with pair labels (one class per shape-colour pair, the recipe's),
+factored labels (shape and colour by two classifiers), and factored labels with 16 greyscale copies a step for the
+shape classifier (stage.dense_grey): the recipe's siglip_sft part trained each way from scratch on the recipe's first
+80,000 text-to-image records, then probe.py's linear probes on each ViT's tokens.
 
     python artifacts/experiments/vit-probe/run.py OUT [STEPS]   (repo root; default: the part's 1200 steps)
 """
@@ -31,16 +32,18 @@ if __name__ == "__main__":
     if not (recipe.tok / "tokenizer.json").is_file():
         build_shapes_tokenizer(recipe.tok, n=6000)
     results = {}
-    for labels in ("pair", "factored"):
-        run = out / f"siglip_sft-{labels}"
+    for labels, grey in (("pair", 0), ("factored", 0), ("factored", 16)):
+        name = f"{labels}-grey{grey}" if grey else labels
+        run = out / f"siglip_sft-{name}"
         if not (run / "model" / "config.json").is_file():
-            overrides = recipe.run_config_overrides("siglip_sft", run) + [f"stage.dense_labels={labels}"]
+            overrides = recipe.run_config_overrides("siglip_sft", run) + [f"stage.dense_labels={labels}",
+                                                                         f"stage.dense_grey={grey}"]
             if len(sys.argv) == 3:
                 overrides.append(f"train.steps={sys.argv[2]}")
             trainer = make_trainer(load_run_config(None, overrides))
             trainer.run()
-            results[f"{labels}_eval"] = trainer.evaluate()
+            results[f"{name}_eval"] = trainer.evaluate()
         torch.manual_seed(0)
-        results[labels] = probe_model(load_model(run / "model"), 1500, layers=("vit",))
-        print(labels, results[labels], flush=True)
+        results[name] = probe_model(load_model(run / "model"), 1500, layers=("vit",))
+        print(name, results[name], flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -214,6 +214,10 @@ class SigLIPTrainer(_ImageTrainer):
         self.factored = self.cfg.stage.dense_labels == "factored"
         if self.cfg.stage.dense_labels not in ("pair", "factored"):
             raise DataError(f"stage.dense_labels must be 'pair' or 'factored', got {self.cfg.stage.dense_labels!r}")
+        self.grey = self.cfg.stage.dense_grey
+        if self.grey < 0 or (self.grey and not (self.dense and self.factored)):
+            raise DataError(f"stage.dense_grey must be >= 0 and needs stage.dense_weight > 0 with "
+                            f"stage.dense_labels=factored, got {self.grey}")
         self.tokenizer = JanusTokenizer.from_dir(self.tokenizer_dir)
         rows = self.image_rows()
         root = Path(self.cfg.data.t2i).parent
@@ -279,6 +283,22 @@ class SigLIPTrainer(_ImageTrainer):
         return (F.cross_entropy(patch[..., :FACTORED_SHAPE_CLASSES].flatten(0, 1), shape.flatten())
                 + F.cross_entropy(patch[..., FACTORED_SHAPE_CLASSES:].flatten(0, 1), color.flatten()))
 
+    def grey_shape_loss(self, idx: list[int]) -> torch.Tensor:
+        """The shape classifier's cross-entropy on the records' images in greyscale (luminance, ITU-R 601
+        weights, in all three channels): no colour to read the shape from. Adds no colour-shape pair to what the
+        encoder sees (grey is no colour of the world's palette)."""
+        from ..shapes.render import FACTORED_SHAPE_CLASSES, factor_patch_labels
+
+        v = self.model.cfg.vision
+        luma = torch.tensor([0.299, 0.587, 0.114], device=self.device).view(1, 3, 1, 1)
+        px = self.pixels[idx].to(self.device).float()  # [B, 3, S, S] uint8 values
+        grey = (px * luma).sum(1, keepdim=True).round().clamp(0, 255).expand(-1, 3, -1, -1)
+        with self.autocast():
+            tokens = self.model.vision(normalise_understanding(grey, v.image_mean, v.image_std))  # [B, T, D]
+            logits = self.heads.patch_head(tokens)[..., :FACTORED_SHAPE_CLASSES]
+        shape, _ = factor_patch_labels(self.labels[idx])
+        return F.cross_entropy(logits.float().flatten(0, 1), shape.flatten())
+
     def patch_predictions(self, patch: torch.Tensor) -> torch.Tensor:
         """The (shape, colour) class [B, T] the patch logits name (factored: the two heads' answers joined)."""
         if not self.factored:
@@ -314,6 +334,8 @@ class SigLIPTrainer(_ImageTrainer):
         extra = {}
         if patch is not None:
             dense = self.dense_loss(patch.float(), self.labels[idx])
+            if self.grey:
+                dense = dense + self.grey_shape_loss(idx[: self.grey])
             extra = {"sigmoid_loss": float(loss.detach()), "dense_loss": float(dense.detach())}
             loss = loss + self.dense * dense
         loss.backward()

@@ -69,6 +69,9 @@ class StageSection:
     # what that loss names: "pair", one class per (shape, colour) pair, or "factored", the shape and the colour
     # by two classifiers side by side, so that a pair never trained on is still two known answers
     dense_labels: str = "pair"
+    # with factored labels: the first N images of each batch are also shown in greyscale (luminance in all three
+    # channels), and the shape classifier alone learns from them, so that shape is read without colour (0: off)
+    dense_grey: int = 0
 
 
 @dataclass
