@@ -1,6 +1,6 @@
 """The understanding encoder's dense loss with pair labels (one class per shape-colour pair, the recipe's),
-factored labels (shape and colour by two classifiers), and factored labels with 16 greyscale copies a step for the
-shape classifier (stage.dense_grey): the recipe's siglip_sft part trained each way from scratch on the recipe's first
+factored labels (shape and colour by two classifiers), and factored labels with 16 or 64 greyscale copies a step for
+the shape classifier (stage.dense_grey): the recipe's siglip_sft part trained each way from scratch on the recipe's first
 80,000 text-to-image records, then probe.py's linear probes on each ViT's tokens.
 
     python artifacts/experiments/vit-probe/run.py OUT [STEPS]   (repo root; default: the part's 1200 steps)
@@ -32,7 +32,7 @@ if __name__ == "__main__":
     if not (recipe.tok / "tokenizer.json").is_file():
         build_shapes_tokenizer(recipe.tok, n=6000)
     results = {}
-    for labels, grey in (("pair", 0), ("factored", 0), ("factored", 16)):
+    for labels, grey in (("pair", 0), ("factored", 0), ("factored", 16), ("factored", 64)):
         name = f"{labels}-grey{grey}" if grey else labels
         run = out / f"siglip_sft-{name}"
         if not (run / "model" / "config.json").is_file():
