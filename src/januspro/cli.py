@@ -140,7 +140,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     params = TextGenParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed,
                            compile=args.compile)
-    look = _look(args)
+    look = _look(args) if args.image else ""  # the look turn looks at the first turn's images: none, no look
     images = [load_image(p) for p in args.image]  # fail early, before loading the model
     model, proc = _load(args)
     history: list[dict] = []
@@ -149,7 +149,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         parts: list[dict] = [{"type": "image", "image": im} for im in images] if not history else []
         parts.append({"type": "text", "text": question})
         history.append({"role": "user", "content": parts})
-        if look and images and len(history) == 1:  # the look turn opens the chat, once
+        if look and len(history) == 1:  # the look turn opens the chat, once
             from .generation.look import look_first
 
             convs, seen = look_first(model, proc, [history], look, params, args.system_prompt)

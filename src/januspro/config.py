@@ -198,7 +198,7 @@ class JanusConfig:
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key in sub:
-                kwargs[key] = None if value is None else _build(sub[key], value, key)
+                kwargs[key] = None if value is None else build_block(sub[key], value, key)
             elif key in ("chat_template", "system_prompt"):
                 kwargs[key] = value
             else:
@@ -209,11 +209,13 @@ class JanusConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+def build_block(cls: type, values: dict[str, Any], where: str, noun: str = "key") -> Any:
+    """The dataclass ``cls`` from a JSON object, its keys checked: an unknown one (called a ``noun``) or a
+    missing required one is a ConfigError naming the block ``where``."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in {where!r}")
+        raise ConfigError(f"unknown {noun}(s) {sorted(unknown)} in {where!r}")
     try:
         return cls(**values)
     except TypeError as e:

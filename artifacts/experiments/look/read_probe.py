@@ -13,21 +13,9 @@ from PIL import Image
 
 from januspro.checkpoint import load_model, load_processor
 from januspro.generation.text import TextGenParams, generate_text
-from januspro.shapes.datasets import item_rng
 from januspro.shapes.language import LOOK_QUESTION, layout_plan
 from januspro.shapes.scoring import normalize_answer
-from januspro.shapes.world import HELD_OUT, sample_scene
-
-
-def suite_scene(seed: int, i: int):
-    """Item ``i``'s scene, drawn as ``training.shapes_eval.write_vqa_suite`` draws it."""
-    rng = item_rng(seed, i, 7)
-    for _ in range(200):
-        scene = sample_scene(rng, held_out=None)
-        if HELD_OUT.scene_is_clean(scene) != (i % 2 == 0):
-            break
-    return scene
-
+from januspro.training.shapes_eval import vqa_item_scene
 
 if __name__ == "__main__":
     if len(sys.argv) not in (2, 3):
@@ -38,7 +26,7 @@ if __name__ == "__main__":
     items = [r for r in map(json.loads, open(suite / "vqa.jsonl")) if r["kind"] in ("color", "shape", "count")]
     text, forced = [], []
     for r in items:
-        inventory = layout_plan(suite_scene(1000, r["question_id"]))
+        inventory = layout_plan(vqa_item_scene(1000, r["question_id"])[0])
         text.append([{"role": "user", "content": f"{inventory}\n{r['question']}"}])
         image = Image.open(suite / r["image"]).convert("RGB")
         forced.append([{"role": "user", "content": "<image_placeholder>\n" + LOOK_QUESTION, "images": [image]},

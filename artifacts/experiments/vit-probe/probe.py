@@ -14,7 +14,7 @@ from PIL import Image
 
 from januspro.checkpoint import load_model
 from januspro.processing.image import preprocess_understanding
-from januspro.shapes.render import PATCH_CLASSES, patch_labels, render
+from januspro.shapes.render import PATCH_CLASSES, factor_patch_labels, patch_labels, render
 from januspro.shapes.world import COLORS, HELD_OUT, SHAPES, sample_scene
 
 N_COLORS = len(COLORS)
@@ -55,8 +55,8 @@ def dataset(model, items):
 
 def split(label: torch.Tensor):
     """(shape index, colour index) of object classes (label 0, the background, is left out by the caller)."""
-    k = label - 1
-    return k // N_COLORS, k % N_COLORS
+    shape, colour = factor_patch_labels(label)
+    return shape - 1, colour - 1
 
 
 def train_probe(x, y, classes, steps=300):

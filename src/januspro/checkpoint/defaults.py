@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ConfigError
+from ..config import ConfigError, build_block
 
 DEFAULTS_FILE = "generation_config.json"
 SECTION = "januspro"
@@ -56,12 +56,8 @@ def read_defaults(folder: str | os.PathLike[str]) -> ModelDefaults:
     section = data.get(SECTION, {}) if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: '{SECTION}' must be an object of settings")
-    known = {f.name for f in dataclasses.fields(ModelDefaults)}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown {SECTION} setting(s) {unknown}; known: {sorted(known)}")
     try:
-        return ModelDefaults(**section)
+        return build_block(ModelDefaults, section, SECTION, noun=f"{SECTION} setting")
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 

@@ -303,13 +303,13 @@ class SigLIPTrainer(_ImageTrainer):
         """The (shape, colour) class [B, T] the patch logits name (factored: the two heads' answers joined)."""
         if not self.factored:
             return patch.argmax(-1)
-        from ..shapes.render import FACTORED_SHAPE_CLASSES, PATCH_CLASSES
+        from ..shapes.render import FACTORED_SHAPE_CLASSES
+        from ..shapes.world import COLORS
 
         shape = patch[..., :FACTORED_SHAPE_CLASSES].argmax(-1)
         color = patch[..., FACTORED_SHAPE_CLASSES:].argmax(-1)
-        n_colors = (PATCH_CLASSES - 1) // (FACTORED_SHAPE_CLASSES - 1)
         both = (shape > 0) & (color > 0)
-        return torch.where(both, 1 + (shape - 1) * n_colors + (color - 1), torch.zeros_like(shape))
+        return torch.where(both, 1 + (shape - 1) * len(COLORS) + (color - 1), torch.zeros_like(shape))
 
     def extra_params(self) -> list[nn.Parameter]:
         return list(self.heads.parameters())

@@ -11,23 +11,31 @@ from ..checkpoint.defaults import ModelDefaults, write_defaults
 from ..shapes.world import HELD_OUT
 
 
+def vqa_item_scene(seed: int, i: int):
+    """Item ``i``'s scene of the VQA suite of ``seed`` (even items show a held-out combination, odd ones none), and
+    the item's generator, which then draws its question."""
+    from ..shapes.datasets import item_rng
+    from ..shapes.world import sample_scene
+
+    rng = item_rng(seed, i, 7)
+    for _ in range(200):
+        scene = sample_scene(rng, held_out=None)
+        if HELD_OUT.scene_is_clean(scene) != (i % 2 == 0):
+            break
+    return scene, rng
+
+
 def write_vqa_suite(folder: Path, n: int, seed: int) -> Path:
     """``n`` single-question VQA items (``vqa.jsonl``: question_id, image, question, answer, kind, heldout)
     on scenes that may show held-out combinations; about half of the items involve one."""
-    from ..shapes.datasets import _save_png, item_rng
+    from ..shapes.datasets import _save_png
     from ..shapes.language import mentions_held_out, qa_pairs
     from ..shapes.render import render
-    from ..shapes.world import sample_scene
 
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        rng = item_rng(seed, i, 7)
-        want_held = i % 2 == 0
-        for _ in range(200):
-            scene = sample_scene(rng, held_out=None)
-            if HELD_OUT.scene_is_clean(scene) != want_held:
-                break
+        scene, rng = vqa_item_scene(seed, i)
         qas = qa_pairs(scene, rng, held_out=None)
         q, a, kind = qas[int(rng.integers(len(qas)))]
         name = f"images/vqa_{i:06d}.png"
