@@ -1,11 +1,13 @@
 """Do a model's answers to spatial questions follow a written inventory?
 
-    python artifacts/experiments/look/probe_space.py MODEL OUT.json   (repo root)
+    python artifacts/experiments/look/probe_space.py MODEL OUT.json [--trace]   (repo root)
 
 300 relation questions ("Is the square below the circle?", yes/no) and 300 "where" questions ("Where is the square
 relative to the circle?", one relation) on fresh scenes without held-out combinations (seed 91, 64 px), asked with
 no look turn, after the true inventory (``layout_plan``), after the model's own inventory, and after another
-scene's inventory; greedy. Also: how often the inventory's grid cells alone settle the answer (a rule that compares
+scene's inventory; greedy. ``--trace``: the model was drilled to write the two objects' inventory entries before
+its answer (``../space-trace/``): up to 40 new tokens, the answer read after the last ':', and how often the
+written entries are right. Also: how often the inventory's grid cells alone settle the answer (a rule that compares
 row and column digits), the ceiling of answering from the list by text comparison.
 """
 import json
@@ -23,16 +25,34 @@ from januspro.shapes.world import sample_scene
 from januspro.training.shapes_eval import load_shapes_model
 
 
-def cell_rule(scene, question: str, kind: str) -> str | None:
-    """The answer a comparison of the grid cells gives, or None when the cells cannot tell the objects apart."""
+def named_pair(scene, question: str):
+    """The two objects a spatial question names, in the order it names them (None if it names fewer)."""
     objs = {ref_phrase(o, scene, None, "the"): o for o in scene.objects}
     names = sorted(objs, key=len, reverse=True)
-    found = [(question.find(n), n) for n in names if n in question]
-    found = sorted(found)
+    found = sorted((question.find(n), n) for n in names if n in question)
     if len(found) < 2:
         return None
-    a, b = objs[found[0][1]], objs[found[-1][1]]
-    (ra, ca), (rb, cb) = cell_of(a), cell_of(b)
+    return objs[found[0][1]], objs[found[-1][1]]
+
+
+def trace_of(scene, question: str) -> str | None:
+    """The two named objects' inventory entries ("red circle 0 2, blue square 1 1"), in the question's order: the
+    reading a trace answer (``TRACE: answer``) writes before its answer (``../space-trace/``)."""
+    pair = named_pair(scene, question)
+    return None if pair is None else ", ".join(f"{o.color} {o.shape} {r} {c}" for o in pair for r, c in [cell_of(o)])
+
+
+def answer_of(said: str) -> str:
+    """The answer part of a reply: after the last ': ' where the reply writes a trace first, else all of it."""
+    return said.rsplit(":", 1)[-1].strip().lower()
+
+
+def cell_rule(scene, question: str, kind: str) -> str | None:
+    """The answer a comparison of the grid cells gives, or None when the cells cannot tell the objects apart."""
+    pair = named_pair(scene, question)
+    if pair is None:
+        return None
+    (ra, ca), (rb, cb) = cell_of(pair[0]), cell_of(pair[1])
     held = set()
     if ca < cb:
         held.add("left of")
@@ -48,7 +68,7 @@ def cell_rule(scene, question: str, kind: str) -> str | None:
     return next(iter(held)) if len(held) == 1 else None
 
 
-def main(model_dir: Path, out: Path) -> None:
+def main(model_dir: Path, out: Path, trace: bool = False) -> None:
     model = load_shapes_model(model_dir)
     proc = load_processor(model)
     rng = np.random.default_rng(91)
@@ -73,14 +93,18 @@ def main(model_dir: Path, out: Path) -> None:
                 inv = {"true inventory": layout_plan(s), "own inventory": inv_own}.get(mode, layout_plan(other))
                 convs.append(ask(im, LOOK_QUESTION) + [{"role": "assistant", "content": inv},
                                                         {"role": "user", "content": q}])
-            said = answers(model, proc, convs, 6)
-            res[f"{kind}: {mode}"] = round(float(np.mean([g.strip().lower() == a for g, (_, _, a, _) in
+            said = answers(model, proc, convs, 40 if trace else 6)
+            res[f"{kind}: {mode}"] = round(float(np.mean([answer_of(g) == a for g, (_, _, a, _) in
                                                           zip(said, its, strict=True)])), 3)
+            if trace:
+                res[f"{kind}: {mode}, trace right"] = round(float(np.mean(
+                    [g.rsplit(":", 1)[0].strip() == trace_of(s, q) for g, (s, q, _, _) in zip(said, its, strict=True)])), 3)
         print(json.dumps(res, indent=2), flush=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    args = [a for a in sys.argv[1:] if a != "--trace"]
+    if len(args) != 2:
         sys.exit(__doc__)
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(args[0]), Path(args[1]), trace="--trace" in sys.argv)

@@ -63,14 +63,20 @@ def read_chats(folder: Path, n: int, seed: int = 7, text_only: bool = False) -> 
     return rows
 
 
+def recipe_chats(folder: Path, n: int) -> list[str]:
+    """n Stage III-style chats (the recipe's: half opened by a judge turn, half by a look turn and an existence
+    question) on fresh scenes, images under ``folder/images``."""
+    recipe = Recipe(folder / "recipe")
+    std = write_task("und", folder, n, seed=5, style=recipe.style, workers=2)
+    return look_rows(match_rows(std, recipe.sft_match_share), recipe.sft_look_share, seed=2,
+                     exist_share=recipe.sft_look_exist_share)
+
+
 def drill_chats(folder: Path, mode: str, n: int = 20000) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rows = read_chats(folder, n)
     if mode in ("mix", "mix-text"):
-        recipe = Recipe(folder / "recipe")
-        std = write_task("und", folder, n, seed=5, style=recipe.style, workers=2)
-        rows += look_rows(match_rows(std, recipe.sft_match_share), recipe.sft_look_share, seed=2,
-                          exist_share=recipe.sft_look_exist_share)
+        rows += recipe_chats(folder, n)
     if mode == "mix-text":
         rows += read_chats(folder, n, seed=8, text_only=True)
     path = folder / "drill.jsonl"
