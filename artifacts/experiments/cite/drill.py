@@ -33,28 +33,19 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "look"))
-from probe_space import answer_of, named_pair  # noqa: E402
-from read_drill import recipe_chats  # noqa: E402
+from probe_space import answer_of, trace_of  # noqa: E402
+from read_drill import look_chat_row, recipe_chats, train_drill  # noqa: E402
 
 from januspro.checkpoint import load_processor, resolve_model_path  # noqa: E402
 from januspro.eval.vqa import run_vqa  # noqa: E402
-from januspro.shapes.datasets import _save_png, image_name, item_rng, with_look_turn  # noqa: E402
-from januspro.shapes.language import LOOK_QUESTION, by_kind, cell_of, qa_pairs  # noqa: E402
-from januspro.shapes.render import render  # noqa: E402
+from januspro.shapes.datasets import item_rng  # noqa: E402
+from januspro.shapes.language import LOOK_QUESTION, by_kind, cell_of, plan_entry, qa_pairs  # noqa: E402
 from januspro.shapes.scoring import normalize_answer  # noqa: E402
 from januspro.shapes.world import COLORS, SHAPES, sample_scene  # noqa: E402
-from januspro.training.config import load_run_config  # noqa: E402
-from januspro.training.recipe import EVAL_SEED, Recipe, write_eval_suites  # noqa: E402
+from januspro.training.recipe import EVAL_SEED, write_eval_suites  # noqa: E402
 from januspro.training.shapes_eval import load_shapes_model, vqa_item_scene  # noqa: E402
-from januspro.training.trainer import make_trainer  # noqa: E402
 
 MODES = ("cite", "direct")
-
-
-def entry(o) -> str:
-    """An object's inventory entry, as ``layout_plan`` writes it."""
-    r, c = cell_of(o)
-    return f"{o.color} {o.shape} {r} {c}"
 
 
 def citation(scene, question: str, kind: str) -> str:
@@ -62,13 +53,12 @@ def citation(scene, question: str, kind: str) -> str:
     question's order; else every object of the shape and colour the question names (all of them for "How many
     objects ...?"), in the list's order; "none" when no entry fits."""
     if kind in ("relation", "where"):
-        pair = named_pair(scene, question)
-        return ", ".join(entry(o) for o in pair) if pair else "none"
+        return trace_of(scene, question) or "none"
     words = {w.rstrip("s") if w.rstrip("s") in SHAPES else w for w in re.findall(r"[a-z]+", question.lower())}
     shapes, colors = words & set(SHAPES), words & set(COLORS)
     objs = [o for o in sorted(scene.objects, key=cell_of)
             if (not shapes or o.shape in shapes) and (not colors or o.color in colors)]
-    return ", ".join(entry(o) for o in objs) or "none"
+    return ", ".join(plan_entry(o) for o in objs) or "none"
 
 
 def drill_rows(folder: Path, n: int, cite: bool, seed: int = 17) -> list[str]:
@@ -80,14 +70,7 @@ def drill_rows(folder: Path, n: int, cite: bool, seed: int = 17) -> list[str]:
         scene = sample_scene(rng)
         qas = qa_pairs(scene, rng)
         q, a, kind = qas[by_kind(qas, rng)[0]]
-        if cite:
-            a = f"{citation(scene, q, kind)}: {a}"
-        messages, kinds = with_look_turn([{"role": "user", "content": "<image_placeholder>\n" + q},
-                                          {"role": "assistant", "content": a}], [kind], scene)
-        name = image_name("cite", i)
-        _save_png(render(scene, 64), folder / name)
-        rows.append(json.dumps({"messages": messages, "kinds": kinds, "images": [name],
-                                "scene": json.loads(scene.to_json())}) + "\n")
+        rows.append(look_chat_row(folder, "cite", i, scene, q, f"{citation(scene, q, kind)}: {a}" if cite else a, kind))
     return rows
 
 
@@ -135,11 +118,7 @@ def main(out: Path, steps: int, mode: str, model: Path, n: int = 20000) -> dict:
     if not und.is_file():
         data.mkdir(parents=True, exist_ok=True)
         und.write_text("".join(drill_rows(data, n, cite=mode == "cite") + recipe_chats(data, n)))
-    overrides = Recipe(out / "recipe").run_config_overrides("stage3", out / "stage3") + [
-        f"model.init={model}", "model.vision=", f"data.und={und}", "data.text=", "data.t2i=", "data.ratio=[1,0,0]",
-        f"train.steps={steps}", "optim.decay_steps=0", f"train.save_every={steps}"]
-    make_trainer(load_run_config(None, overrides)).run()
-    res = {"mode": mode, "steps": steps, "model": str(model), "vqa": vqa(out / "stage3" / "model", out)}
+    res = {"mode": mode, "steps": steps, "model": str(model), "vqa": vqa(train_drill(model, und, out, steps), out)}
     (out / "cite_drill.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
 

@@ -19,7 +19,7 @@ from PIL import Image
 from probe import answers, ask  # this folder's probe.py (the script's folder is on the import path)
 
 from januspro.checkpoint import load_processor
-from januspro.shapes.language import LOOK_QUESTION, cell_of, layout_plan, qa_pairs, ref_phrase
+from januspro.shapes.language import LOOK_QUESTION, cell_of, layout_plan, plan_entry, qa_pairs, ref_phrase
 from januspro.shapes.render import render
 from januspro.shapes.world import sample_scene
 from januspro.training.shapes_eval import load_shapes_model
@@ -39,7 +39,7 @@ def trace_of(scene, question: str) -> str | None:
     """The two named objects' inventory entries ("red circle 0 2, blue square 1 1"), in the question's order: the
     reading a trace answer (``TRACE: answer``) writes before its answer (``../space-trace/``)."""
     pair = named_pair(scene, question)
-    return None if pair is None else ", ".join(f"{o.color} {o.shape} {r} {c}" for o in pair for r, c in [cell_of(o)])
+    return None if pair is None else ", ".join(plan_entry(o) for o in pair)
 
 
 def answer_of(said: str) -> str:

@@ -54,13 +54,29 @@ def read_chats(folder: Path, n: int, seed: int = 7, text_only: bool = False) -> 
                                                  {"role": "assistant", "content": a}], "kinds": [kind],
                                     "images": []}) + "\n")
             continue
-        messages, kinds = with_look_turn([{"role": "user", "content": "<image_placeholder>\n" + q},
-                                          {"role": "assistant", "content": a}], [kind], scene)
-        name = image_name("read", i)
-        _save_png(render(scene, 64), folder / name)
-        rows.append(json.dumps({"messages": messages, "kinds": kinds, "images": [name],
-                                "scene": json.loads(scene.to_json())}) + "\n")
+        rows.append(look_chat_row(folder, "read", i, scene, q, a, kind))
     return rows
+
+
+def look_chat_row(folder: Path, task: str, i: int, scene, question: str, answer: str, kind: str) -> str:
+    """One chat line: the look turn on the scene's image (rendered to ``folder/images``), then the question and
+    its answer."""
+    messages, kinds = with_look_turn([{"role": "user", "content": "<image_placeholder>\n" + question},
+                                      {"role": "assistant", "content": answer}], [kind], scene)
+    name = image_name(task, i)
+    _save_png(render(scene, 64), folder / name)
+    return json.dumps({"messages": messages, "kinds": kinds, "images": [name],
+                       "scene": json.loads(scene.to_json())}) + "\n"
+
+
+def train_drill(model: Path, und: Path, out: Path, steps: int) -> Path:
+    """STEPS steps of Stage III's settings from ``model`` on the understanding chats ``und`` alone (constant LR);
+    returns the trained model folder (``out/stage3/model``)."""
+    overrides = Recipe(out / "recipe").run_config_overrides("stage3", out / "stage3") + [
+        f"model.init={model}", "model.vision=", f"data.und={und}", "data.text=", "data.t2i=", "data.ratio=[1,0,0]",
+        f"train.steps={steps}", "optim.decay_steps=0", f"train.save_every={steps}"]
+    make_trainer(load_run_config(None, overrides)).run()
+    return out / "stage3" / "model"
 
 
 def recipe_chats(folder: Path, n: int) -> list[str]:
@@ -115,11 +131,7 @@ if __name__ == "__main__":
     data = out / "data"
     und = data / "drill.jsonl" if (data / "drill.jsonl").is_file() else drill_chats(data, mode)
     results = {"mode": mode, "steps": steps, "before": vqa(model, out / "before")}
-    overrides = Recipe(out / "recipe").run_config_overrides("stage3", out / "stage3") + [
-        f"model.init={model}", "model.vision=", f"data.und={und}", "data.text=", "data.t2i=", "data.ratio=[1,0,0]",
-        f"train.steps={steps}", "optim.decay_steps=0", f"train.save_every={steps}"]
-    make_trainer(load_run_config(None, overrides)).run()
-    results["after"] = vqa(out / "stage3" / "model", out / "after")
+    results["after"] = vqa(train_drill(model, und, out, steps), out / "after")
     (out / "read_drill.json").write_text(json.dumps(results, indent=2) + "\n")
     for when in ("before", "after"):
         for look, accs in results[when].items():

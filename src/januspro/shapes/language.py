@@ -179,13 +179,18 @@ def cell_of(o: Obj) -> tuple[int, int]:
     return min(GRID - 1, max(0, int(o.cy * GRID))), min(GRID - 1, max(0, int(o.cx * GRID)))
 
 
+def plan_entry(o: Obj) -> str:
+    """One object's entry in a drawing plan or inventory: "red circle 0 2" (colour, shape, grid row and column)."""
+    r, c = cell_of(o)
+    return f"{o.color} {o.shape} {r} {c}"
+
+
 def layout_plan(scene: Scene) -> str:
     """The scene as a drawing plan: "red circle 0 2, blue square 1 1": each object's colour, shape and grid cell
     (row, then column, 0-2 from the top left), cell by cell in the order the image codes reach them (row by
     row). A text-to-image record may carry it as ``plan``: the model learns to write it after the prompt and
     to draw what it wrote (generation's ``plan`` option)."""
-    objs = sorted(scene.objects, key=cell_of)
-    return ", ".join(f"{o.color} {o.shape} {r} {c}" for o in objs for r, c in [cell_of(o)])
+    return ", ".join(plan_entry(o) for o in sorted(scene.objects, key=cell_of))
 
 
 # ----------------------------------------------------------------------------- questions and answers
