@@ -50,6 +50,12 @@ def test_dtype_auto_resolves_per_device(monkeypatch):
 
     assert C.use_bf16_autocast("bf16", "cpu") and not C.use_bf16_autocast("fp32", "cuda")
     assert C.use_bf16_autocast("auto", "cuda")
+    # AVX512-BF16 without AMX tiles: bf16 autocast is slower than fp32 there, so auto keeps fp32
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not C.fast_cpu_bf16() and not C.use_bf16_autocast("auto", "cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert C.fast_cpu_bf16()
     monkeypatch.setattr(C, "fast_cpu_bf16", lambda: False)
     assert not C.use_bf16_autocast("auto", "cpu")
     monkeypatch.setattr(C, "fast_cpu_bf16", lambda: True)

@@ -188,10 +188,11 @@ def describe_schedule(o: OptimSection) -> str:
 
 
 def fast_cpu_bf16() -> bool:
-    """Does this CPU have bf16 matmul instructions (AVX512-BF16 or AMX)? Without them oneDNN emulates bf16 and
-    autocast makes training many times slower (measured ~20x on an AVX2-only EPYC)."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    """Does this CPU have bf16 matrix units (AMX)? Only there is bf16 autocast faster than fp32. With AVX512-BF16
+    alone (dot-product instructions, no tiles) it was ~1.6x slower than fp32 on a 2-core Xeon without AMX (a
+    transformer layer's forward and backward, and the recipe's SigLIP part: 142 against ~250 images/s), and
+    without either oneDNN emulates bf16 and autocast is many times slower (measured ~20x on an AVX2-only EPYC)."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def use_bf16_autocast(dtype: str, device: str) -> bool:

@@ -152,8 +152,9 @@ class Trainer:
         self.use_bf16 = use_bf16_autocast(cfg.train.dtype, self.device.type)  # resolved once, used every step
         self.task_weights = dict(zip(TASKS, cfg.data.loss_weights, strict=True))  # loss weight by sample kind
         if cfg.train.dtype == "bf16" and self.device.type == "cpu" and not fast_cpu_bf16():
-            warnings.warn("train.dtype is bf16 but this CPU has no bf16 matmul units: autocast emulates bf16 and is "
-                          "many times slower than fp32 here; train.dtype=auto picks the fast one", stacklevel=2)
+            warnings.warn("train.dtype is bf16 but this CPU has no bf16 matrix units (AMX): bf16 autocast is slower than "
+                          "fp32 here (many times where bf16 is emulated); train.dtype=auto picks the fast one",
+                          stacklevel=2)
         torch.manual_seed(cfg.train.seed)
         self.model, self.tokenizer_dir = self._build_model()
         self.setup_data()
