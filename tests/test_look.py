@@ -18,11 +18,14 @@ from januspro.processing.processor import ConversationError
 from januspro.shapes.datasets import look_rows, with_look_turn
 from januspro.shapes.language import (
     LOOK_QUESTION,
+    cited_answer,
     conversation,
     layout_plan,
     mentions_held_out,
+    plan_entry,
     ref_phrase,
     relation_pairs,
+    strip_citation,
 )
 from januspro.shapes.world import Scene, relations, sample_scene
 
@@ -229,3 +232,34 @@ def test_look_space_turns_ask_where_objects_are_and_answer_by_geneval_rule():
     assert kinds["relation"] > 50 and kinds["where"] > 30
     with pytest.raises(ValueError, match="look space share"):
         look_rows(lines, 0.5, space_share=2.0)
+
+
+def test_look_cite_turns_copy_the_inventory_entry_before_colour_and_shape_answers():
+    lines = _chat_lines(400, seed=4)
+    exist = look_rows(lines, 0.5, seed=2, exist_share=1.0)
+    assert look_rows(lines, 0.5, seed=2, exist_share=1.0, cite_share=0.0) == exist  # off: as before
+    rows = [json.loads(x) for x in look_rows(lines, 0.5, seed=2, exist_share=1.0, cite_share=1.0)]
+    before = {json.loads(x)["images"][0]: json.loads(x) for x in lines}
+    cited = 0
+    for r in rows:
+        if r["kinds"][0] != "look":  # not look-opened: byte for byte as before
+            assert r == before[r["images"][0]]
+            continue
+        scene = Scene.from_dict(r["scene"])
+        for t, kind in enumerate(r["kinds"][1:], start=1):
+            q, a = r["messages"][2 * t]["content"], r["messages"][2 * t + 1]["content"]
+            if kind not in ("color", "shape"):
+                assert strip_citation(a) == a and ":" not in a
+                continue
+            entry, bare = a.split(": ")
+            obj = next(o for o in scene.objects if plan_entry(o) == entry)  # an entry of the inventory ...
+            assert entry in r["messages"][1]["content"]
+            # ... of the one object the question names, and the answer is that object's colour / shape
+            assert (obj.shape in q and bare == obj.color) if kind == "color" else (obj.color in q and bare == obj.shape)
+            assert strip_citation(a) == bare
+            cited += 1
+    assert cited > 40
+    scene = Scene.from_dict(rows[0]["scene"])
+    assert cited_answer(scene, "How many circles are there?", "2", "count") == "2"
+    with pytest.raises(ValueError, match="look cite share"):
+        look_rows(lines, 0.5, cite_share=1.5)

@@ -446,19 +446,22 @@ def test_cpp_compiler_probe_answers_without_raising():
 def test_recipe_stage3_chats_open_with_look_turns(tmp_path):
     """--sft-look-share F: that share of Stage III's chats (judge-opened and counting ones included) open with a
     look turn (look_rows, seed 2), each followed by an existence question by default (--sft-look-exist-share 1) and,
-    with --sft-look-space-share 1, by a question about where one object is relative to another; Stages I-II keep the plain chats; the data record says so, and other settings on the same folder write the
+    with --sft-look-space-share 1, by a question about where one object is relative to another (and with
+    --sft-look-cite-share 1 colour and shape answers cite their inventory entry); Stages I-II keep the plain chats; the data record says so, and other settings on the same folder write the
     chats again before Stage III."""
     from januspro.shapes.datasets import count_rows, look_rows, match_rows
     from januspro.training.recipe import Recipe
 
-    out = _data_part(tmp_path / "r", "--sft-look-share", "0.5", "--sft-look-space-share", "1")
+    out = _data_part(tmp_path / "r", "--sft-look-share", "0.5", "--sft-look-space-share", "1",
+                     "--sft-look-cite-share", "1")
     data = json.loads((out / "recipe.json").read_text())["parts"]["data"]
     assert data["sft_look_share"] == 0.5 and data["sft_look_exist_share"] == 1.0
-    assert data["sft_look_space_share"] == 1.0
+    assert data["sft_look_space_share"] == 1.0 and data["sft_look_cite_share"] == 1.0
     und = out / "data" / "und"
     chats = match_rows(und / "und.jsonl", 0.5) + count_rows(tmp_path / "c", 16)
     sft = (und / "und_sft.jsonl").read_text()
-    assert sft == "".join(look_rows(chats, 0.5, seed=2, exist_share=1.0, space_share=1.0))
+    assert sft == "".join(look_rows(chats, 0.5, seed=2, exist_share=1.0, space_share=1.0, cite_share=1.0))
+    assert ": " in sft  # some colour or shape answers cite their entry
     assert any(json.loads(x)["kinds"][:3] in (["look", "exist", "relation"], ["look", "exist", "where"])
                for x in sft.splitlines())
     opened = [x for x in sft.splitlines() if json.loads(x)["kinds"][0] == "look"]
@@ -475,3 +478,5 @@ def test_recipe_stage3_chats_open_with_look_turns(tmp_path):
         Recipe(tmp_path / "bad", sft_look_share=2.0)
     with pytest.raises(RecipeError, match="sft_look_space_share"):
         Recipe(tmp_path / "bad", sft_look_space_share=-1.0)
+    with pytest.raises(RecipeError, match="sft_look_cite_share"):
+        Recipe(tmp_path / "bad", sft_look_cite_share=1.5)

@@ -17,7 +17,7 @@ from januspro.shapes.datasets import (
     write_task,
 )
 from januspro.shapes.detect import detect
-from januspro.shapes.language import mentions_held_out, qa_pairs, text_line
+from januspro.shapes.language import mentions_held_out, qa_pairs, strip_citation, text_line
 from januspro.shapes.render import render
 from januspro.shapes.scoring import (
     evaluate_geneval,
@@ -438,6 +438,12 @@ def test_vqa_normalization():
     assert normalize_answer("Two.") == "2" and normalize_answer("the Red!") == "red"
     assert normalize_answer("Left of") == "left of"
     assert vqa_accuracy(["Three", "blue.", "yes"], ["3", "Blue", "no"]) == pytest.approx(2 / 3)
+    # a cited answer is scored on what follows its citation; other colons are text
+    assert vqa_accuracy(["blue circle 2 1: blue", "red square 0 0, red diamond 1 2: 2", "green diamond 2 2 : Diamond"],
+                        ["blue", "2", "diamond"]) == 1.0
+    assert strip_citation("The time is 10:30") == "The time is 10:30" and strip_citation("no") == "no"
+    assert strip_citation("cyan circle 0 0: blue") == "blue" and not vqa_accuracy(["blue circle 2 1: red"], ["blue"])
+    assert strip_citation("pink circle 0 0: blue") == "pink circle 0 0: blue"  # not an inventory entry
 
 
 def test_writers_are_deterministic_and_documented(tmp_path):

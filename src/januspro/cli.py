@@ -257,6 +257,10 @@ def _recipe_parser() -> argparse.ArgumentParser:
                    help="share of those look-opened chats that next ask where one object is relative to another "
                         "('Is the square below the circle?', 'Where is the square relative to the circle?'), which "
                         "the inventory's grid cells settle (default: %(default)s)")
+    p.add_argument("--sft-look-cite-share", type=float, default=Recipe.sft_look_cite_share,
+                   help="share of those look-opened chats whose colour and shape answers first cite the inventory "
+                        "entry of the object asked about ('What color is the circle?' -> 'blue circle 2 1: blue'); "
+                        "the VQA scorer reads the answer after the citation (default: %(default)s)")
     p.add_argument("--sft-count-chats", type=int, default=Recipe.sft_count_chats,
                    help="counting chats added to Stage III's understanding chats: a scene of 1-6 objects of one "
                         "shape (beside 0-2 others), 'Does the image show <n> <shape>s?' and 'How many <shape>s are "
@@ -311,7 +315,7 @@ def _cmd_recipe(argv: list[str]) -> int:
                     eval_items=args.eval_items, progress=not args.quiet, style=style,
                     sft_caption_order=args.sft_caption_order, sft_match_share=args.sft_match_share,
                     sft_look_share=args.sft_look_share, sft_look_exist_share=args.sft_look_exist_share,
-                    sft_look_space_share=args.sft_look_space_share,
+                    sft_look_space_share=args.sft_look_space_share, sft_look_cite_share=args.sft_look_cite_share,
                     sft_count_chats=args.sft_count_chats, sft_plan_share=args.sft_plan_share,
                     plan_share=args.plan_share,
                     eval_best_of=args.eval_best_of)

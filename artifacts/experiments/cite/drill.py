@@ -15,7 +15,9 @@ the citation (:func:`citation`: the entries of the objects the question names, i
 "where" questions the two named objects in the question's order; "none" when no entry fits) is a copy by name, and
 the answer a look at the few words just written.
 
-MODE `cite` trains that; `direct` (the control) the same chats answered without the citation. Either way: 20,000
+MODE `cite` trains that; `direct` (the control) the same chats answered without the citation; `cite-cs` cites only
+colour and shape questions (one entry each, the kinds where citing helped or did not hurt) and answers count,
+existence and spatial questions directly. Either way: 20,000
 chats on fresh scenes without held-out combinations, each a look turn and one question of a kind drawn uniformly
 (so a third are relation or "where"), plus as many Stage III-style chats (../look/read_drill.py's recipe_chats) so
 that the rest is kept; Stage III's settings (batch 64, packed to 256 tokens, lr 2e-4) for STEPS steps from MODEL
@@ -45,7 +47,8 @@ from januspro.shapes.world import COLORS, SHAPES, sample_scene  # noqa: E402
 from januspro.training.recipe import EVAL_SEED, write_eval_suites  # noqa: E402
 from januspro.training.shapes_eval import load_shapes_model, vqa_item_scene  # noqa: E402
 
-MODES = ("cite", "direct")
+MODES = ("cite", "direct", "cite-cs")
+CITED = {"cite": None, "direct": (), "cite-cs": ("color", "shape")}
 
 
 def citation(scene, question: str, kind: str) -> str:
@@ -61,17 +64,23 @@ def citation(scene, question: str, kind: str) -> str:
     return ", ".join(plan_entry(o) for o in objs) or "none"
 
 
-def drill_rows(folder: Path, n: int, cite: bool, seed: int = 17) -> list[str]:
-    """n chats: a look turn, then one question (kind drawn uniformly among the scene's), answered with or without
-    its citation first."""
+def drill_rows(folder: Path, n: int, mode: str, seed: int = 17) -> list[str]:
+    """n chats: a look turn, then one question (kind drawn uniformly among the scene's), answered with its citation
+    first where MODE cites that kind (CITED: None = every kind)."""
+    kinds = CITED[mode]
     rows = []
     for i in range(n):
         rng = item_rng(seed, i, 17)
         scene = sample_scene(rng)
         qas = qa_pairs(scene, rng)
         q, a, kind = qas[by_kind(qas, rng)[0]]
-        rows.append(look_chat_row(folder, "cite", i, scene, q, f"{citation(scene, q, kind)}: {a}" if cite else a, kind))
+        rows.append(look_chat_row(folder, "cite", i, scene, q, cited(scene, q, a, kind, kinds), kind))
     return rows
+
+
+def cited(scene, q: str, a: str, kind: str, kinds) -> str:
+    """The drill's answer: "<citation>: <answer>" when KIND is cited (KINDS None: every kind), else the answer."""
+    return f"{citation(scene, q, kind)}: {a}" if kinds is None or kind in kinds else a
 
 
 def score(suite: Path, answers: Path) -> dict:
@@ -117,7 +126,7 @@ def main(out: Path, steps: int, mode: str, model: Path, n: int = 20000) -> dict:
     und = data / "drill.jsonl"
     if not und.is_file():
         data.mkdir(parents=True, exist_ok=True)
-        und.write_text("".join(drill_rows(data, n, cite=mode == "cite") + recipe_chats(data, n)))
+        und.write_text("".join(drill_rows(data, n, mode) + recipe_chats(data, n)))
     res = {"mode": mode, "steps": steps, "model": str(model), "vqa": vqa(train_drill(model, und, out, steps), out)}
     (out / "cite_drill.json").write_text(json.dumps(res, indent=2) + "\n")
     return res

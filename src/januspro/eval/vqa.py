@@ -2,7 +2,8 @@
 
 Reads JSON lines ``{"question_id", "image", "question", "answer"}`` (optional ``kind`` and ``heldout`` are
 reported separately), answers greedily, and writes ``OUT/answers.jsonl`` (resumable) and ``OUT/results.json``
-with the accuracy overall, per kind and for seen / held-out items.
+with the accuracy overall, per kind and for seen / held-out items. A cited answer ("blue circle 2 1: blue",
+:func:`~januspro.shapes.language.cited_answer`) is scored on what follows its citation.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..generation.text import TextGenParams
 from ..jsonl import read_jsonl
 from ..models.janus import JanusModel
 from ..processing.processor import JanusProcessor
-from ..shapes.scoring import normalize_answer
+from ..shapes.scoring import vqa_match
 from .answers import answer_items
 from .geneval import config_hash, hardware
 from .record import answers_stamp, claim_output, write_results
@@ -67,7 +68,7 @@ def run_vqa(model: JanusModel, processor: JanusProcessor, questions: str | Path,
     done = answer_items(model, processor, items, Path(images), out / "answers.jsonl",
                         lambda q: f"{q['question']}\n{suffix}" if suffix else q["question"], params, batch_size,
                         progress)
-    correct = [normalize_answer(done[it["question_id"]]) == normalize_answer(str(it["answer"])) for it in items]
+    correct = [vqa_match(done[it["question_id"]], str(it["answer"])) for it in items]
 
     def acc(pick: Callable[[dict], bool]) -> float | None:
         hits = [c for c, it in zip(correct, items, strict=True) if pick(it)]

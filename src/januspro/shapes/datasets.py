@@ -28,6 +28,7 @@ from .language import (
     LOOK_QUESTION,
     ORDERS,
     caption,
+    cited_answer,
     conversation,
     group_phrase,
     layout_plan,
@@ -415,13 +416,15 @@ def look_space_turn(scene: Scene, rng: np.random.Generator) -> tuple[list[dict],
 
 
 def look_rows(lines: list[str], share: float, seed: int = 0, exist_share: float = 0.0,
-              space_share: float = 0.0) -> list[str]:
+              space_share: float = 0.0, cite_share: float = 0.0) -> list[str]:
     """``und.jsonl`` lines, a share ``share`` of their chats opened by a look turn (:func:`with_look_turn`), drawn
     by :func:`edit_share`. A share ``exist_share`` of those chats also ask, right after the look turn, whether the
     image shows an object, present or easily confused (:func:`look_exist_turn`), and a share ``space_share`` of
     them ask next where one object is relative to another (:func:`look_space_turn`), so that answering from the
-    inventory pays. Chats that already open with a look turn are left as they are."""
-    for name, value in (("exist", exist_share), ("space", space_share)):
+    inventory pays. In a share ``cite_share`` of them every colour and shape answer after the look turn first cites
+    the inventory entry of the object it is about (:func:`~.language.cited_answer`: "blue circle 2 1: blue").
+    Chats that already open with a look turn are left as they are."""
+    for name, value in (("exist", exist_share), ("space", space_share), ("cite", cite_share)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"look {name} share must be in [0, 1], got {value}")
 
@@ -440,6 +443,10 @@ def look_rows(lines: list[str], share: float, seed: int = 0, exist_share: float 
             at = 2 if extra is not None else 1  # after the look turn and the existence question
             row["messages"][2 * at:2 * at] = space[0]
             row["kinds"].insert(at, space[1])
+        if cite_share > 0 and rng.random() < cite_share:
+            for t, kind in enumerate(row["kinds"][1:], start=1):
+                q, a = row["messages"][2 * t], row["messages"][2 * t + 1]
+                a["content"] = cited_answer(scene, q["content"], a["content"], kind)
         return True
 
     return edit_share(lines, share, seed, "look", edit)

@@ -6,6 +6,7 @@ is true of its scene (the "real" variant adds controlled errors on purpose). Rel
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -191,6 +192,32 @@ def layout_plan(scene: Scene) -> str:
     row). A text-to-image record may carry it as ``plan``: the model learns to write it after the prompt and
     to draw what it wrote (generation's ``plan`` option)."""
     return ", ".join(plan_entry(o) for o in sorted(scene.objects, key=cell_of))
+
+
+# an answer that cites inventory entries first ("blue circle 2 1: blue"): the entries, then a colon
+_CITATION = re.compile(rf"^\s*(?:(?:{'|'.join(COLORS)}) (?:{'|'.join(SHAPES)}) \d+ \d+(?:\s*,\s*|\s*(?=:)))+:\s*")
+
+
+def cited_answer(scene: Scene, question: str, answer: str, kind: str) -> str:
+    """A colour or shape question's answer with the inventory entry of the object it asks about first ("What
+    color is the circle?" -> "blue circle 2 1: blue"): the answer copies the entry from the list the model
+    wrote before and reads its colour or shape from there, which generalises to colour-shape pairs the training
+    data never shows where a bare answer token does not (artifacts/experiments/cite/). Other kinds, and questions
+    that do not name exactly one object, keep the bare answer."""
+    if kind not in ("color", "shape"):
+        return answer
+    words = set(re.findall(r"[a-z]+", question.lower()))
+    if kind == "color":
+        objs = [o for o in scene.objects if o.shape in words]
+    else:
+        objs = [o for o in scene.objects if o.color in words]
+    return f"{plan_entry(objs[0])}: {answer}" if len(objs) == 1 else answer
+
+
+def strip_citation(answer: str) -> str:
+    """The answer without the inventory entries a cited answer writes first (:func:`cited_answer`): "blue circle
+    2 1: blue" -> "blue"; other text unchanged."""
+    return _CITATION.sub("", answer, count=1)
 
 
 # ----------------------------------------------------------------------------- questions and answers

@@ -183,8 +183,15 @@ def normalize_answer(text: str) -> str:
     return " ".join(words)
 
 
+def vqa_match(prediction: str, answer: str) -> bool:
+    """Exact match after normalisation; a cited answer ("blue circle 2 1: blue", :func:`~.language.cited_answer`)
+    is matched on what follows its citation."""
+    from .language import strip_citation
+
+    return normalize_answer(strip_citation(prediction)) == normalize_answer(answer)
+
+
 def vqa_accuracy(predictions: list[str], answers: list[str]) -> float:
     if len(predictions) != len(answers) or not answers:
         raise ValueError("need one prediction per answer, and at least one")
-    return float(np.mean([normalize_answer(p) == normalize_answer(a) for p, a in zip(predictions, answers,
-                                                                                        strict=True)]))
+    return float(np.mean([vqa_match(p, a) for p, a in zip(predictions, answers, strict=True)]))

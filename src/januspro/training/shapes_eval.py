@@ -380,12 +380,15 @@ def model_card(state: dict, n_params: int, size_mb: float, plots: list[str], cpu
         if look:
             exist = parts["data"].get("sft_look_exist_share", 0.0)
             space = parts["data"].get("sft_look_space_share", 0.0)
+            cite = parts["data"].get("sft_look_cite_share", 0.0)
             notes.append(f"- {look:.0%} of Stage III's understanding chats open with 'List the objects.' answered "
                          "with the scene's inventory in the drawing plans' words (`Recipe.sft_look_share`), "
                          + (f"{exist:.0%} of them followed by a question about a present object or an easily "
                             "confused absent one (`Recipe.sft_look_exist_share`), " if exist else "")
                          + (f"{space:.0%} of them by a question about where one object is relative to another "
                             "(`Recipe.sft_look_space_share`), " if space else "")
+                         + (f"{cite:.0%} of them answering colour and shape questions with the object's inventory "
+                            "entry first ('blue circle 2 1: blue', `Recipe.sft_look_cite_share`), " if cite else "")
                          + "so `januspro chat --look` (and `eval pope|vqa --look`) can list what the image shows "
                          "before answering.")
         counts = parts["data"].get("sft_count_chats", 0)
