@@ -25,7 +25,11 @@ that the rest is kept; Stage III's settings (batch 64, packed to 256 tokens, lr 
 with and without --look (up to 64 new tokens, the answer read after the last ':'), per kind, seen / held-out,
 and how often the citation is right.
 
-    python artifacts/experiments/cite/drill.py OUT STEPS MODE [MODEL]   (repo root)
+``--mix DATA`` (a recipe's data folder) trains on Stage III's mix instead (ratio 5:1:4, its text and its
+text-to-image pairs with plans, the drill chats as its understanding data) and cools the LR down over the STEPS,
+so that generation is trained alongside.
+
+    python artifacts/experiments/cite/drill.py OUT STEPS MODE [MODEL] [--mix DATA]   (repo root)
 """
 import json
 import re
@@ -121,19 +125,27 @@ def vqa(model_dir: Path, out: Path) -> dict:
     return res
 
 
-def main(out: Path, steps: int, mode: str, model: Path, n: int = 20000) -> dict:
+def main(out: Path, steps: int, mode: str, model: Path, n: int = 20000, mix: Path | None = None) -> dict:
     data = out / "data"
     und = data / "drill.jsonl"
     if not und.is_file():
         data.mkdir(parents=True, exist_ok=True)
         und.write_text("".join(drill_rows(data, n, mode) + recipe_chats(data, n)))
-    res = {"mode": mode, "steps": steps, "model": str(model), "vqa": vqa(train_drill(model, und, out, steps), out)}
+    extra: tuple[str, ...] = ()
+    if mix is not None:  # Stage III's mix: its text and text-to-image data back in, cooled down over all steps
+        extra = (f"data.text={mix / 'text' / 'text.jsonl'}", f"data.t2i={mix / 't2i' / 't2i_synthetic.jsonl'}",
+                 "data.ratio=[5,1,4]", f"optim.decay_steps={steps}")
+    res = {"mode": mode, "steps": steps, "model": str(model), "mix": str(mix) if mix else None,
+           "vqa": vqa(train_drill(model, und, out, steps, extra), out)}
     (out / "cite_drill.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (4, 5) or sys.argv[3] not in MODES:
+    args = sys.argv[1:]
+    mix = Path(args.pop(args.index("--mix") + 1)) if "--mix" in args[:-1] else None
+    args = [a for a in args if a != "--mix"]
+    if len(args) not in (3, 4) or args[2] not in MODES:
         sys.exit(__doc__)
-    main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
-         resolve_model_path(sys.argv[4] if len(sys.argv) == 5 else "janus-pro-shapes"))
+    main(Path(args[0]), int(args[1]), args[2], resolve_model_path(args[3] if len(args) == 4 else "janus-pro-shapes"),
+         mix=mix)

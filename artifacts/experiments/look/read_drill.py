@@ -69,12 +69,13 @@ def look_chat_row(folder: Path, task: str, i: int, scene, question: str, answer:
                        "scene": json.loads(scene.to_json())}) + "\n"
 
 
-def train_drill(model: Path, und: Path, out: Path, steps: int) -> Path:
-    """STEPS steps of Stage III's settings from ``model`` on the understanding chats ``und`` alone (constant LR);
-    returns the trained model folder (``out/stage3/model``)."""
+def train_drill(model: Path, und: Path, out: Path, steps: int, extra: tuple[str, ...] = ()) -> Path:
+    """STEPS steps of Stage III's settings from ``model`` on the understanding chats ``und`` alone (constant LR;
+    ``extra`` run-config overrides come last, e.g. text and text-to-image data back in); returns the trained model
+    folder (``out/stage3/model``)."""
     overrides = Recipe(out / "recipe").run_config_overrides("stage3", out / "stage3") + [
         f"model.init={model}", "model.vision=", f"data.und={und}", "data.text=", "data.t2i=", "data.ratio=[1,0,0]",
-        f"train.steps={steps}", "optim.decay_steps=0", f"train.save_every={steps}"]
+        f"train.steps={steps}", "optim.decay_steps=0", f"train.save_every={steps}", *extra]
     make_trainer(load_run_config(None, overrides)).run()
     return out / "stage3" / "model"
 
