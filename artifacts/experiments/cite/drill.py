@@ -26,10 +26,10 @@ with and without --look (up to 64 new tokens, the answer read after the last ':'
 and how often the citation is right.
 
 ``--mix DATA`` (a recipe's data folder) trains on Stage III's mix instead (ratio 5:1:4, its text and its
-text-to-image pairs with plans, the drill chats as its understanding data) and cools the LR down over the STEPS,
-so that generation is trained alongside.
+text-to-image pairs with plans, the drill chats as its understanding data), so that generation is trained
+alongside; ``--cool`` cools the LR down over the STEPS (linear to 0.05x) instead of keeping it constant.
 
-    python artifacts/experiments/cite/drill.py OUT STEPS MODE [MODEL] [--mix DATA]   (repo root)
+    python artifacts/experiments/cite/drill.py OUT STEPS MODE [MODEL] [--mix DATA] [--cool]   (repo root)
 """
 import json
 import re
@@ -125,17 +125,20 @@ def vqa(model_dir: Path, out: Path) -> dict:
     return res
 
 
-def main(out: Path, steps: int, mode: str, model: Path, n: int = 20000, mix: Path | None = None) -> dict:
+def main(out: Path, steps: int, mode: str, model: Path, n: int = 20000, mix: Path | None = None,
+         cool: bool = False) -> dict:
     data = out / "data"
     und = data / "drill.jsonl"
     if not und.is_file():
         data.mkdir(parents=True, exist_ok=True)
         und.write_text("".join(drill_rows(data, n, mode) + recipe_chats(data, n)))
     extra: tuple[str, ...] = ()
-    if mix is not None:  # Stage III's mix: its text and text-to-image data back in, cooled down over all steps
+    if mix is not None:  # Stage III's mix: its text and text-to-image data back in
         extra = (f"data.text={mix / 'text' / 'text.jsonl'}", f"data.t2i={mix / 't2i' / 't2i_synthetic.jsonl'}",
-                 "data.ratio=[5,1,4]", f"optim.decay_steps={steps}")
-    res = {"mode": mode, "steps": steps, "model": str(model), "mix": str(mix) if mix else None,
+                 "data.ratio=[5,1,4]")
+    if cool:  # the LR cooled down over all steps (Stage III's schedule: linear to 0.05x)
+        extra += (f"optim.decay_steps={steps}",)
+    res = {"mode": mode, "steps": steps, "model": str(model), "mix": str(mix) if mix else None, "cool": cool,
            "vqa": vqa(train_drill(model, und, out, steps, extra), out)}
     (out / "cite_drill.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
@@ -144,8 +147,9 @@ def main(out: Path, steps: int, mode: str, model: Path, n: int = 20000, mix: Pat
 if __name__ == "__main__":
     args = sys.argv[1:]
     mix = Path(args.pop(args.index("--mix") + 1)) if "--mix" in args[:-1] else None
-    args = [a for a in args if a != "--mix"]
+    cool = "--cool" in args
+    args = [a for a in args if a not in ("--mix", "--cool")]
     if len(args) not in (3, 4) or args[2] not in MODES:
         sys.exit(__doc__)
     main(Path(args[0]), int(args[1]), args[2], resolve_model_path(args[3] if len(args) == 4 else "janus-pro-shapes"),
-         mix=mix)
+         mix=mix, cool=cool)
