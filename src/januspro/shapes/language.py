@@ -201,9 +201,10 @@ _CITATION = re.compile(rf"^\s*(?:(?:{'|'.join(COLORS)}) (?:{'|'.join(SHAPES)}) \
 def cited_answer(scene: Scene, question: str, answer: str, kind: str) -> str:
     """A colour or shape question's answer with the inventory entry of the object it asks about first ("What
     color is the circle?" -> "blue circle 2 1: blue"): the answer copies the entry from the list the model
-    wrote before and reads its colour or shape from there, which generalises to colour-shape pairs the training
-    data never shows where a bare answer token does not (artifacts/experiments/cite/). Other kinds, and questions
-    that do not name exactly one object, keep the bare answer."""
+    wrote before and reads its colour or shape from there. In an understanding-only drill this answered colour
+    questions about held-out colour-shape pairs where bare answers did not; on Stage III's mix it did not
+    (artifacts/experiments/cite/). Other kinds, and questions that do not name exactly one object, keep the bare
+    answer."""
     if kind not in ("color", "shape"):
         return answer
     words = set(re.findall(r"[a-z]+", question.lower()))
