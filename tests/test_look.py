@@ -194,12 +194,19 @@ def test_look_exist_turns_ask_about_present_objects_and_near_misses():
         look_rows(lines, 0.5, exist_share=-0.1)
 
 
-def test_look_space_turns_ask_where_objects_are_and_answer_by_geneval_rule():
+def _look_rows_with(name: str) -> tuple[list[str], list[dict], dict[str, dict]]:
+    """400 chats through look_rows (share 0.5, seed 2, existence turns on) with the share ``name`` at 1, after
+    checking that it at 0 gives the same lines as without it: the lines, the edited rows, the original rows by
+    image."""
     lines = _chat_lines(400, seed=4)
     exist = look_rows(lines, 0.5, seed=2, exist_share=1.0)
-    assert look_rows(lines, 0.5, seed=2, exist_share=1.0, space_share=0.0) == exist  # off: as before
-    rows = [json.loads(x) for x in look_rows(lines, 0.5, seed=2, exist_share=1.0, space_share=1.0)]
-    before = {json.loads(x)["images"][0]: json.loads(x) for x in lines}
+    assert look_rows(lines, 0.5, seed=2, exist_share=1.0, **{name: 0.0}) == exist  # off: as before
+    rows = [json.loads(x) for x in look_rows(lines, 0.5, seed=2, exist_share=1.0, **{name: 1.0})]
+    return lines, rows, {json.loads(x)["images"][0]: json.loads(x) for x in lines}
+
+
+def test_look_space_turns_ask_where_objects_are_and_answer_by_geneval_rule():
+    lines, rows, before = _look_rows_with("space_share")
     kinds = {"relation": 0, "where": 0}
     for r in rows:
         if r["kinds"][0] != "look":
@@ -235,11 +242,7 @@ def test_look_space_turns_ask_where_objects_are_and_answer_by_geneval_rule():
 
 
 def test_look_cite_turns_copy_the_inventory_entry_before_colour_and_shape_answers():
-    lines = _chat_lines(400, seed=4)
-    exist = look_rows(lines, 0.5, seed=2, exist_share=1.0)
-    assert look_rows(lines, 0.5, seed=2, exist_share=1.0, cite_share=0.0) == exist  # off: as before
-    rows = [json.loads(x) for x in look_rows(lines, 0.5, seed=2, exist_share=1.0, cite_share=1.0)]
-    before = {json.loads(x)["images"][0]: json.loads(x) for x in lines}
+    lines, rows, before = _look_rows_with("cite_share")
     cited = 0
     for r in rows:
         if r["kinds"][0] != "look":  # not look-opened: byte for byte as before

@@ -480,3 +480,20 @@ def test_recipe_stage3_chats_open_with_look_turns(tmp_path):
         Recipe(tmp_path / "bad", sft_look_space_share=-1.0)
     with pytest.raises(RecipeError, match="sft_look_cite_share"):
         Recipe(tmp_path / "bad", sft_look_cite_share=1.5)
+
+
+def test_stage_data_stamp_lacking_a_later_setting_is_current_at_its_off_value(tmp_path):
+    """Data stamped before a setting existed (no key in data/stages.json) was made with it off: current while the
+    setting is 0, written again when it is on; a stamp key the recipe no longer knows is not current."""
+    from januspro.training.recipe import Recipe
+
+    recipe = Recipe(tmp_path / "r", progress=False, log=[].append)
+    for f in (recipe.sft_chats, recipe.sft_pairs, recipe.stage2_pairs):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("")
+    old = {k: v for k, v in recipe.stage_data_settings().items() if k != "sft_look_cite_share"}
+    recipe.stage_stamp.write_text(json.dumps(old))
+    assert recipe.stage_data_current()
+    assert not Recipe(tmp_path / "r", progress=False, log=[].append, sft_look_cite_share=0.5).stage_data_current()
+    recipe.stage_stamp.write_text(json.dumps({**old, "sft_look_cite_share": 0.0, "a_retired_setting": 1}))
+    assert not recipe.stage_data_current()

@@ -145,11 +145,14 @@ def main(out: Path, steps: int, mode: str, model: Path, n: int = 20000, mix: Pat
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    mix = Path(args.pop(args.index("--mix") + 1)) if "--mix" in args[:-1] else None
-    cool = "--cool" in args
-    args = [a for a in args if a not in ("--mix", "--cool")]
-    if len(args) not in (3, 4) or args[2] not in MODES:
-        sys.exit(__doc__)
-    main(Path(args[0]), int(args[1]), args[2], resolve_model_path(args[3] if len(args) == 4 else "janus-pro-shapes"),
-         mix=mix, cool=cool)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("steps", type=int)
+    ap.add_argument("mode", choices=MODES)
+    ap.add_argument("model", nargs="?", default="janus-pro-shapes")
+    ap.add_argument("--mix", type=Path, help="a recipe's data folder: train on Stage III's mix")
+    ap.add_argument("--cool", action="store_true", help="cool the LR down over the steps")
+    a = ap.parse_args()
+    main(a.out, a.steps, a.mode, resolve_model_path(a.model), mix=a.mix, cool=a.cool)

@@ -194,8 +194,9 @@ def layout_plan(scene: Scene) -> str:
     return ", ".join(plan_entry(o) for o in sorted(scene.objects, key=cell_of))
 
 
-# an answer that cites inventory entries first ("blue circle 2 1: blue"): the entries, then a colon
-_CITATION = re.compile(rf"^\s*(?:(?:{'|'.join(COLORS)}) (?:{'|'.join(SHAPES)}) \d+ \d+(?:\s*,\s*|\s*(?=:)))+:\s*")
+# an answer that cites inventory entries first ("blue circle 2 1: blue"): comma-separated entries, then a colon
+_ENTRY = rf"(?:{'|'.join(COLORS)}) (?:{'|'.join(SHAPES)}) \d+ \d+"
+_CITATION = re.compile(rf"^\s*{_ENTRY}(?:\s*,\s*{_ENTRY})*\s*:\s*")
 
 
 def cited_answer(scene: Scene, question: str, answer: str, kind: str) -> str:

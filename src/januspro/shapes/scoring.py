@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .detect import Detection, detect
+from .language import strip_citation
 from .suites import TAGS
 from .world import relations
 
@@ -186,8 +187,6 @@ def normalize_answer(text: str) -> str:
 def vqa_match(prediction: str, answer: str) -> bool:
     """Exact match after normalisation; a cited answer ("blue circle 2 1: blue", :func:`~.language.cited_answer`)
     is matched on what follows its citation."""
-    from .language import strip_citation
-
     return normalize_answer(strip_citation(prediction)) == normalize_answer(answer)
 
 

@@ -377,20 +377,23 @@ class Recipe:
         _write_atomic(self.stage_stamp, json.dumps(self.stage_data_settings()))
 
     def stage_data_settings(self) -> dict[str, Any]:
-        """What the data of Stages II-III is made with (stamped beside it, recorded with the data part). The cite
-        share only where it is on, so the stamps of data made before it existed stay current."""
-        cite = {"sft_look_cite_share": self.sft_look_cite_share} if self.sft_look_cite_share else {}
+        """What the data of Stages II-III is made with (stamped beside it, recorded with the data part)."""
         return {"plan_share": self.plan_share, "sft_caption_order": self.sft_caption_order,
                 "sft_plan_share": self.sft_plan_share,
                 "sft_match_share": self.sft_match_share, "sft_count_chats": self.count_chats,
                 "sft_look_share": self.sft_look_share, "sft_look_exist_share": self.sft_look_exist_share,
-                "sft_look_space_share": self.sft_look_space_share, **cite}
+                "sft_look_space_share": self.sft_look_space_share, "sft_look_cite_share": self.sft_look_cite_share}
 
     def stage_data_current(self) -> bool:
-        """Was the data of Stages II-III written with this recipe's settings (its stamp)?"""
-        return (self.sft_chats.is_file() and self.sft_pairs.is_file() and self.stage2_pairs.is_file()
-                and self.stage_stamp.is_file()
-                and json.loads(self.stage_stamp.read_text()) == self.stage_data_settings())
+        """Was the data of Stages II-III written with this recipe's settings (its stamp)? A setting the stamp lacks
+        (added to the recipe after the data was made) matches only at its off value (0), which is how that data
+        was made."""
+        if not (self.sft_chats.is_file() and self.sft_pairs.is_file() and self.stage2_pairs.is_file()
+                and self.stage_stamp.is_file()):
+            return False
+        stamp = json.loads(self.stage_stamp.read_text())
+        settings = self.stage_data_settings()
+        return set(stamp) <= set(settings) and all(stamp.get(k, 0) == v for k, v in settings.items())
 
     def part_tokenizer(self) -> dict[str, Any]:
         from ..shapes.tokenizer import build_shapes_tokenizer
